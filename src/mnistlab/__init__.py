@@ -1,0 +1,43 @@
+"""mnistlab: the classic MNIST exercise done properly, on Keras 3.
+
+Five lines in a notebook:
+
+    >>> import mnistlab
+    >>> ds = mnistlab.load_dataset("mnist")
+    >>> result = mnistlab.train(mnistlab.TrainConfig(model="mlp"), run_dir="runs/mlp", dataset=ds)
+    >>> result.metrics["test_accuracy"]
+
+Keras is imported lazily, so the backend can still be chosen (`KERAS_BACKEND`)
+after `import mnistlab`.
+"""
+
+import os
+
+# TensorFlow's start-up chatter hides our own messages; users can set it back.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load_dataset": ("mnistlab.data", "load"),
+    "split_validation": ("mnistlab.data", "split_validation"),
+    "build_mlp": ("mnistlab.models", "build_mlp"),
+    "build_cnn": ("mnistlab.models", "build_cnn"),
+    "build_model": ("mnistlab.models", "build_model"),
+    "TrainConfig": ("mnistlab.config", "TrainConfig"),
+    "train": ("mnistlab.training", "train"),
+    "lr_range_test": ("mnistlab.lr_finder", "lr_range_test"),
+    "MnistlabError": ("mnistlab.errors", "MnistlabError"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'mnistlab' has no attribute {name!r}")
+
+
+__all__ = list(_LAZY) + ["__version__"]

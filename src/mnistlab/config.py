@@ -1,0 +1,139 @@
+"""Training configuration as plain data, and the presets.
+
+A run is fully described by a `TrainConfig` (saved as `config.json` in the
+run folder with the versions and backend). Presets are dicts of overrides,
+so `mnistlab train --model mlp --preset fast --epochs 3` means: the model's
+defaults, then the preset, then the flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from mnistlab.errors import MnistlabError
+
+MODELS = ("mlp", "cnn")
+OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov", "rmsprop")
+SCHEDULES = ("plateau", "constant", "cosine", "onecycle")
+BACKENDS = ("tensorflow", "jax")
+
+# The faster backend per model, measured on a 2-core CPU (BENCHMARKS.md, "Backend per model").
+DEFAULT_BACKEND = {"mlp": "jax", "cnn": "tensorflow"}
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that decides a training run.
+
+    Args:
+        model: `mlp` or `cnn`.
+        model_options: keyword overrides for `build_mlp` / `build_cnn`.
+        dataset: `mnist` or `fashion_mnist`.
+        epochs: maximum number of epochs (early stopping may end sooner).
+        batch_size: examples per step.
+        optimizer: one of `OPTIMIZERS`.
+        lr: learning rate, or `"auto"` to take it from the LR range test.
+        schedule: `plateau` (ReduceLROnPlateau), `constant`, `cosine` or
+            `onecycle` (the last uses the range test's rates when `lr="auto"`).
+        patience: epochs without improvement before early stopping.
+        lr_patience: epochs without improvement before ReduceLROnPlateau acts.
+        lr_factor: what ReduceLROnPlateau multiplies the rate by.
+        min_lr: ReduceLROnPlateau's floor.
+        label_smoothing: cross-entropy label smoothing.
+        weight_decay: decoupled weight decay (for `adamw`).
+        seed: seeds the split, the initial weights, dropout and shuffling.
+        val_fraction: share of the training set held out for validation.
+        train_limit: use only this many training examples (quick tests).
+        one_hot: one-hot labels with categorical cross-entropy instead of sparse labels.
+    """
+
+    model: str = "mlp"
+    model_options: dict = dataclasses.field(default_factory=dict)
+    dataset: str = "mnist"
+    epochs: int = 40
+    batch_size: int = 128
+    optimizer: str = "adam"
+    lr: float | str = 1e-3
+    schedule: str = "plateau"
+    patience: int = 8
+    lr_patience: int = 3
+    lr_factor: float = 0.5
+    min_lr: float = 1e-6
+    label_smoothing: float = 0.0
+    weight_decay: float = 0.0
+    seed: int = 0
+    val_fraction: float = 0.1
+    train_limit: int | None = None
+    one_hot: bool = False
+
+    def validate(self) -> "TrainConfig":
+        """Raise `MnistlabError` naming the first bad value; return self."""
+        def bad(field, why):
+            raise MnistlabError(f"invalid {field}={getattr(self, field)!r}: {why}")
+
+        if self.model not in MODELS:
+            bad("model", f"choose one of {', '.join(MODELS)}")
+        if self.optimizer not in OPTIMIZERS:
+            bad("optimizer", f"choose one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            bad("schedule", f"choose one of {', '.join(SCHEDULES)}")
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            bad("epochs", "must be a whole number >= 1")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            bad("batch_size", "must be a whole number >= 1")
+        if self.lr != "auto":
+            if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
+                bad("lr", "must be a positive number or 'auto'")
+        if self.patience < 0 or self.lr_patience < 0:
+            bad("patience" if self.patience < 0 else "lr_patience", "must be >= 0")
+        if not 0 < self.lr_factor < 1:
+            bad("lr_factor", "must be between 0 and 1")
+        if self.min_lr < 0:
+            bad("min_lr", "must be >= 0")
+        if not 0 <= self.label_smoothing < 1:
+            bad("label_smoothing", "must be in [0, 1)")
+        if self.weight_decay < 0:
+            bad("weight_decay", "must be >= 0")
+        if not 0 < self.val_fraction < 1:
+            bad("val_fraction", "must be between 0 and 1 (e.g. 0.1)")
+        if self.train_limit is not None and self.train_limit < 20:
+            bad("train_limit", "must be at least 20 examples")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            bad("seed", "must be a whole number >= 0")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise MnistlabError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+# Overrides on top of the dataclass defaults, per (model, preset).
+PRESETS = {
+    ("mlp", "default"): {},
+    ("cnn", "default"): {"model": "cnn", "epochs": 30, "patience": 10},
+}
+
+
+def preset_names(model: str) -> list[str]:
+    return sorted(name for m, name in PRESETS if m == model)
+
+
+def make_config(model: str = "mlp", preset: str = "default", **overrides) -> TrainConfig:
+    """The config for `model` under `preset`, with `overrides` (None values ignored)."""
+    if (model, preset) not in PRESETS:
+        if model not in MODELS:
+            raise MnistlabError(f"unknown model {model!r}: choose one of {', '.join(MODELS)}")
+        raise MnistlabError(
+            f"unknown preset {preset!r} for {model}: choose one of {', '.join(preset_names(model))}"
+        )
+    values = {"model": model, **PRESETS[(model, preset)]}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.from_dict(values).validate()
