@@ -234,15 +234,18 @@ def _idx_path(folder: Path, role: str) -> Path | None:
     return None
 
 
-def load_folder(folder, name: str = "mnist", verify: bool = True) -> Dataset:
+def load_folder(folder, name: str = "mnist", verify: bool | None = None) -> Dataset:
     """Load a data set from a folder of IDX files (gzip or raw) or a `<name>.npz`.
 
     Args:
         folder: the folder to read.
         name: which data set it must be (its checksums are checked).
-        verify: check the canonical MD5s. Only tests that make their own
-            small IDX files turn this off.
+        verify: check the canonical MD5s and counts. Default: yes, unless the
+            environment variable `MNISTLAB_SKIP_MD5=1` is set (for tests and
+            home-made data in the same format; structure is still checked).
     """
+    if verify is None:
+        verify = os.environ.get("MNISTLAB_SKIP_MD5") != "1"
     folder = Path(folder)
     ds_spec = spec(name)
     if not folder.is_dir():
