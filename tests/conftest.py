@@ -12,11 +12,13 @@ import pytest
 from mnistlab.data import idx_bytes
 
 REPO = Path(__file__).resolve().parents[1]
+# Read once at import: the autouse fixture below removes it from each test's environment.
+_DATA_DIR_ENV = os.environ.get("MNISTLAB_DATA_DIR")
 
 
 def real_mnist_dir() -> Path | None:
     """$MNISTLAB_DATA_DIR, else ../shared/data/mnist beside the repo, else None."""
-    for candidate in (os.environ.get("MNISTLAB_DATA_DIR"), REPO.parent / "shared" / "data" / "mnist"):
+    for candidate in (_DATA_DIR_ENV, REPO.parent / "shared" / "data" / "mnist"):
         if candidate and (Path(candidate) / "train-images-idx3-ubyte.gz").is_file():
             return Path(candidate)
     return None
