@@ -18,6 +18,12 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov", "rmsprop")
 SCHEDULES = ("plateau", "constant", "cosine", "onecycle")
 BACKENDS = ("tensorflow", "jax")
 
+# The keyword arguments of mnistlab.models.build_mlp / build_cnn.
+MODEL_OPTIONS = {
+    "mlp": ("depth", "width", "activation", "batch_norm", "dropout", "l2", "initializer"),
+    "cnn": ("filters", "dense", "batch_norm", "dropout", "l2", "initializer"),
+}
+
 # The faster backend per model, measured on a 2-core CPU (BENCHMARKS.md, "Backend per model").
 DEFAULT_BACKEND = {"mlp": "jax", "cnn": "tensorflow"}
 
@@ -74,6 +80,10 @@ class TrainConfig:
 
         if self.model not in MODELS:
             bad("model", f"choose one of {', '.join(MODELS)}")
+        unknown = set(self.model_options) - set(MODEL_OPTIONS[self.model])
+        if unknown:
+            bad("model_options", f"{', '.join(sorted(unknown))} not an option of the {self.model} "
+                f"(its options: {', '.join(MODEL_OPTIONS[self.model])})")
         if self.optimizer not in OPTIMIZERS:
             bad("optimizer", f"choose one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
@@ -135,5 +145,7 @@ def make_config(model: str = "mlp", preset: str = "default", **overrides) -> Tra
             f"unknown preset {preset!r} for {model}: choose one of {', '.join(preset_names(model))}"
         )
     values = {"model": model, **PRESETS[(model, preset)]}
+    options = {**values.get("model_options", {}), **(overrides.pop("model_options", None) or {})}
     values.update({k: v for k, v in overrides.items() if v is not None})
+    values["model_options"] = options
     return TrainConfig.from_dict(values).validate()

@@ -144,5 +144,5 @@ def build_model(name: str, **kwargs) -> keras.Model:
         raise MnistlabError(f"unknown model {name!r}: choose one of {', '.join(BUILDERS)}")
     try:
         return BUILDERS[name](**kwargs)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:  # unknown keyword, activation or initializer name
         raise MnistlabError(f"bad option for model {name!r}: {e}") from None

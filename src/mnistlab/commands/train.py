@@ -6,6 +6,7 @@ metrics.json and TensorBoard logs into --run-dir.
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -18,8 +19,6 @@ def _lr(value: str):
     try:
         return float(value)
     except ValueError:
-        import argparse
-
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {value!r}") from None
 
 
@@ -37,6 +36,15 @@ def add_arguments(p):
     p.add_argument("--val-fraction", type=float, default=None, help="validation share of the training set")
     p.add_argument("--train-limit", type=int, default=None, help="use only this many training examples")
     p.add_argument("--one-hot", action="store_true", default=None, help="one-hot labels, categorical cross-entropy")
+    arch = p.add_argument_group("architecture (defaults: see mnistlab.models)")
+    arch.add_argument("--depth", type=int, default=None, help="MLP hidden layers")
+    arch.add_argument("--width", type=int, default=None, help="MLP units per hidden layer")
+    arch.add_argument("--activation", default=None, help="MLP activation (relu, elu, selu, gelu, ...)")
+    arch.add_argument("--filters", type=int, nargs="+", default=None, help="CNN channels per block")
+    arch.add_argument("--dense", type=int, default=None, help="CNN dense units before the output")
+    arch.add_argument("--dropout", type=float, default=None, help="dropout rate")
+    arch.add_argument("--l2", type=float, default=None, help="L2 weight penalty")
+    arch.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--data-dir", type=Path, default=None, help="folder with the four IDX files or mnist.npz")
     p.add_argument("--run-dir", type=Path, default=None, help="output folder (default: runs/MODEL-TIME)")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
@@ -46,11 +54,15 @@ def default_backend(args):
     return DEFAULT_BACKEND[args.model]
 
 
+ARCH_FLAGS = ("depth", "width", "activation", "filters", "dense", "dropout", "l2", "batch_norm")
+
+
 def config_from_args(args):
     from mnistlab.config import make_config
 
+    options = {k: getattr(args, k) for k in ARCH_FLAGS if getattr(args, k, None) is not None}
     return make_config(
-        args.model, args.preset, dataset=args.dataset, epochs=args.epochs,
+        args.model, args.preset, model_options=options or None, dataset=args.dataset, epochs=args.epochs,
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         schedule=args.schedule, patience=args.patience, seed=args.seed,
         val_fraction=args.val_fraction, train_limit=args.train_limit, one_hot=args.one_hot,
