@@ -40,7 +40,6 @@ _ROLES = {
     "x_test": ("t10k-images-idx3-ubyte", 3),
     "y_test": ("t10k-labels-idx1-ubyte", 1),
 }
-_COUNTS = {"x_train": 60000, "y_train": 60000, "x_test": 10000, "y_test": 10000}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +49,7 @@ class DatasetSpec:
     Args:
         name: the name users pass (`mnist`, `fashion_mnist`).
         md5: MD5 of each *uncompressed* IDX file, by role.
+        counts: the number of items in the training and test files.
         mirrors: base URLs, tried in order; each serves `<file name>.gz`.
         system_dirs: folders a system package installs the files into.
         class_names: a readable name per label.
@@ -58,6 +58,7 @@ class DatasetSpec:
     name: str
     md5: dict
     mirrors: tuple
+    counts: dict = dataclasses.field(default_factory=lambda: {"train": 60000, "test": 10000})
     system_dirs: tuple = ()
     class_names: tuple = tuple(str(i) for i in range(10))
 
@@ -183,43 +184,44 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + array.tobytes()
 
 
-def check_array(role: str, array: np.ndarray, where: str, md5: str | None) -> None:
-    """Dimensions, count, label range and (when `md5` is given) the canonical checksum."""
+def check_array(role: str, array: np.ndarray, where: str, ds_spec: DatasetSpec | None = None) -> None:
+    """Dimensions and label range; with `ds_spec`, also its counts and canonical MD5.
+
+    The MD5 is taken over the IDX file the array makes, so arrays from an npz
+    are held to the same checksum as the original files.
+    """
     _, ndim = _ROLES[role]
     if array.ndim != ndim or (ndim == 3 and array.shape[1:] != (28, 28)):
         raise MnistlabError(
             f"{where}: expected {'(N, 28, 28) images' if ndim == 3 else '(N,) labels'}, "
             f"found shape {array.shape}"
         )
-    if md5 is not None and len(array) != _COUNTS[role]:
-        raise MnistlabError(
-            f"{where}: expected {_COUNTS[role]} items, found {len(array)}: incomplete file"
-        )
     if ndim == 1 and array.size and array.max() > 9:
         raise MnistlabError(f"{where}: label {int(array.max())} is outside 0-9: corrupt file")
-    if md5 is not None:
-        digest = hashlib.md5(idx_bytes(array)).hexdigest()
-        if digest != md5:
-            raise MnistlabError(
-                f"{where}: MD5 of the uncompressed data is {digest}, expected {md5}: "
-                "the file is corrupt or not the original; delete it and download it again"
-            )
+    if ds_spec is None:
+        return
+    count = ds_spec.counts[role.split("_")[1]]
+    if len(array) != count:
+        raise MnistlabError(f"{where}: expected {count} items, found {len(array)}: incomplete file")
+    _check_md5(idx_bytes(array), where, ds_spec.md5[role])
 
 
-def read_idx(path: Path, role: str, md5: str | None = None) -> np.ndarray:
-    """Read and check one IDX file (gzip or raw)."""
-    data = read_file_bytes(path)
-    if md5 is not None:
-        digest = hashlib.md5(data).hexdigest()
-        if digest != md5:
-            raise MnistlabError(
-                f"{path}: MD5 of the uncompressed file is {digest}, expected {md5}: "
-                "the file is corrupt or not the original; delete it and download it again"
-            )
-    array = parse_idx(data, str(path), _ROLES[role][1])
-    check_array(role, array, str(path), md5=None)
-    if md5 is not None and len(array) != _COUNTS[role]:
-        raise MnistlabError(f"{path}: expected {_COUNTS[role]} items, found {len(array)}")
+def _check_md5(raw: bytes, where: str, expected: str) -> None:
+    digest = hashlib.md5(raw).hexdigest()
+    if digest != expected:
+        raise MnistlabError(
+            f"{where}: MD5 of the uncompressed file is {digest}, expected {expected}: "
+            "the file is corrupt or not the original; delete it and download it again"
+        )
+
+
+def read_idx(path: Path, role: str, ds_spec: DatasetSpec | None = None) -> np.ndarray:
+    """Read and check one IDX file (gzip or raw); `ds_spec` adds counts and MD5."""
+    raw = read_file_bytes(path)
+    if ds_spec is not None:  # checked first: a wrong file fails with the clearest message
+        _check_md5(raw, str(path), ds_spec.md5[role])
+    array = parse_idx(raw, str(path), _ROLES[role][1])
+    check_array(role, array, str(path))
     return array
 
 
@@ -256,7 +258,7 @@ def load_folder(folder, name: str = "mnist", verify: bool | None = None) -> Data
     paths = {role: _idx_path(folder, role) for role in _ROLES}
     if all(paths.values()):
         arrays = {
-            role: read_idx(path, role, ds_spec.md5[role] if verify else None)
+            role: read_idx(path, role, ds_spec if verify else None)
             for role, path in paths.items()
         }
         source = str(folder)
@@ -283,16 +285,16 @@ def _load_npz(path: Path, ds_spec: DatasetSpec | None) -> dict:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {role: np.asarray(npz[role]) for role in _ROLES}
-    except KeyError as e:
+    except KeyError:
         raise MnistlabError(
-            f"{path} has no array {e}: a Keras-style npz holds x_train, y_train, x_test, y_test"
+            f"{path} lacks one of the arrays a Keras-style npz holds (x_train, y_train, x_test, y_test)"
         ) from None
     except Exception as e:  # zipfile/pickle/format errors all mean the same thing here
         raise MnistlabError(f"{path} is not a readable npz file ({e}); download it again") from None
     for role, array in arrays.items():
         if array.dtype != np.uint8:
             raise MnistlabError(f"{path}: {role} has dtype {array.dtype}, expected uint8")
-        check_array(role, array, f"{path}[{role}]", ds_spec.md5[role] if ds_spec else None)
+        check_array(role, array, f"{path}[{role}]", ds_spec)
     return arrays
 
 

@@ -64,7 +64,7 @@ def download_dataset(ds_spec: DatasetSpec, folder, mirrors=None, timeout: float 
             try:
                 print(f"downloading {url}", file=sys.stderr)
                 _fetch(url, tmp, timeout)
-                read_idx(tmp, role, ds_spec.md5[role])
+                read_idx(tmp, role, ds_spec)
                 os.replace(tmp, final)
                 break
             except (urllib.error.URLError, OSError, MnistlabError) as e:
