@@ -20,8 +20,10 @@ BACKENDS = ("tensorflow", "jax")
 
 # The keyword arguments of mnistlab.models.build_mlp / build_cnn.
 MODEL_OPTIONS = {
-    "mlp": ("depth", "width", "activation", "batch_norm", "dropout", "l2", "initializer"),
-    "cnn": ("filters", "dense", "batch_norm", "dropout", "l2", "initializer"),
+    "mlp": ("depth", "width", "activation", "batch_norm", "dropout", "l2", "initializer",
+            "rotation", "zoom", "shift"),
+    "cnn": ("filters", "dense", "batch_norm", "dropout", "l2", "initializer",
+            "rotation", "zoom", "shift"),
 }
 
 # The faster backend per model, measured on a 2-core CPU (BENCHMARKS.md, "Backend per model").

@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from mnistlab.augment import RandomAffine
 from mnistlab.errors import MnistlabError
 
 MEAN, STD = 0.1307, 0.3081
@@ -17,17 +18,23 @@ MEAN, STD = 0.1307, 0.3081
 # The defaults are the measured best accuracy per second (BENCHMARKS.md, "MLP architecture").
 MLP_DEFAULTS = dict(
     depth=3, width=512, activation="relu", batch_norm=True, dropout=0.25,
-    l2=0.0, initializer="he_normal",
+    l2=0.0, initializer="he_normal", rotation=0.0, zoom=0.0, shift=0.0,
 )
 CNN_DEFAULTS = dict(
     filters=(32, 64, 128), dense=256, batch_norm=True, dropout=0.3, l2=1e-4,
-    initializer="he_normal",
+    initializer="he_normal", rotation=10.0, zoom=0.1, shift=0.1,
 )
 
 
-def _input_block(name):
+def _input_block(rotation, zoom, shift):
+    """Raw pixels in; random affine augmentation (training only) when asked; standardised out."""
     inputs = keras.Input(shape=(28, 28), name="pixels")
-    x = layers.Rescaling(1.0 / (255.0 * STD), offset=-MEAN / STD, name="standardize")(inputs)
+    x = inputs
+    if min(rotation, zoom, shift) < 0:
+        raise MnistlabError(f"augmentation amounts must be >= 0, got rotation={rotation}, zoom={zoom}, shift={shift}")
+    if rotation or zoom or shift:
+        x = RandomAffine(rotation, zoom, shift, name="augment")(x)
+    x = layers.Rescaling(1.0 / (255.0 * STD), offset=-MEAN / STD, name="standardize")(x)
     return inputs, x
 
 
@@ -45,6 +52,9 @@ def build_mlp(
     dropout: float = MLP_DEFAULTS["dropout"],
     l2: float = MLP_DEFAULTS["l2"],
     initializer: str = MLP_DEFAULTS["initializer"],
+    rotation: float = MLP_DEFAULTS["rotation"],
+    zoom: float = MLP_DEFAULTS["zoom"],
+    shift: float = MLP_DEFAULTS["shift"],
     num_classes: int = 10,
 ) -> keras.Model:
     """A deep fully connected network: `depth` hidden layers of `width` units.
@@ -59,6 +69,8 @@ def build_mlp(
         dropout: dropout rate after each hidden block, in [0, 1).
         l2: L2 weight penalty on the Dense kernels (0 for none).
         initializer: Keras kernel initializer name.
+        rotation, zoom, shift: on-the-fly augmentation in training (degrees,
+            relative zoom, fraction of the size); all 0 turns it off.
         num_classes: output units.
     """
     widths = list(width) if isinstance(width, (list, tuple)) else [width] * depth
@@ -67,7 +79,7 @@ def build_mlp(
     if not 0 <= dropout < 1:
         raise MnistlabError(f"dropout must be in [0, 1), got {dropout}")
     reg = _regularizer(l2)
-    inputs, x = _input_block("mlp")
+    inputs, x = _input_block(rotation, zoom, shift)
     x = layers.Flatten()(x)
     for i, units in enumerate(widths):
         x = layers.Dense(
@@ -90,6 +102,9 @@ def build_cnn(
     dropout: float = CNN_DEFAULTS["dropout"],
     l2: float = CNN_DEFAULTS["l2"],
     initializer: str = CNN_DEFAULTS["initializer"],
+    rotation: float = CNN_DEFAULTS["rotation"],
+    zoom: float = CNN_DEFAULTS["zoom"],
+    shift: float = CNN_DEFAULTS["shift"],
     num_classes: int = 10,
 ) -> keras.Model:
     """A CNN: per entry of `filters`, two 3x3 convolutions, max-pooling and dropout.
@@ -101,6 +116,8 @@ def build_cnn(
         dropout: dropout rate after each block and the dense layer.
         l2: L2 weight penalty on convolution and dense kernels.
         initializer: Keras kernel initializer name.
+        rotation, zoom, shift: on-the-fly augmentation in training (degrees,
+            relative zoom, fraction of the size); all 0 turns it off.
         num_classes: output units.
     """
     if not filters or min(filters) < 1:
@@ -108,7 +125,7 @@ def build_cnn(
     if not 0 <= dropout < 1:
         raise MnistlabError(f"dropout must be in [0, 1), got {dropout}")
     reg = _regularizer(l2)
-    inputs, x = _input_block("cnn")
+    inputs, x = _input_block(rotation, zoom, shift)
     x = layers.Reshape((28, 28, 1))(x)
     for b, f in enumerate(filters):
         for c in range(2):

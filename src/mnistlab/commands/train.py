@@ -45,6 +45,10 @@ def add_arguments(p):
     arch.add_argument("--dropout", type=float, default=None, help="dropout rate")
     arch.add_argument("--l2", type=float, default=None, help="L2 weight penalty")
     arch.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None)
+    aug = p.add_argument_group("augmentation in training (0 turns each off)")
+    aug.add_argument("--rotation", type=float, default=None, help="max rotation, degrees")
+    aug.add_argument("--zoom", type=float, default=None, help="max relative zoom")
+    aug.add_argument("--shift", type=float, default=None, help="max shift, fraction of the size")
     p.add_argument("--data-dir", type=Path, default=None, help="folder with the four IDX files or mnist.npz")
     p.add_argument("--run-dir", type=Path, default=None, help="output folder (default: runs/MODEL-TIME)")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
@@ -54,7 +58,8 @@ def default_backend(args):
     return DEFAULT_BACKEND[args.model]
 
 
-ARCH_FLAGS = ("depth", "width", "activation", "filters", "dense", "dropout", "l2", "batch_norm")
+ARCH_FLAGS = ("depth", "width", "activation", "filters", "dense", "dropout", "l2", "batch_norm",
+              "rotation", "zoom", "shift")
 
 
 def config_from_args(args):
