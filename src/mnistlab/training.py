@@ -194,10 +194,12 @@ def train(config: TrainConfig, run_dir, dataset=None, data_dir=None, verbose: in
         callbacks=[timer, *make_callbacks(config, run_dir)], verbose=verbose,
     )
     fit_seconds = time.perf_counter() - fit_start
-    if not (run_dir / runs.BEST).exists():
+    losses = history.history.get("loss", [])
+    if not losses or not np.all(np.isfinite(losses)):
         raise MnistlabError(
-            f"training diverged before any epoch finished (loss became NaN at lr={lr:g}); "
-            "lower --lr"
+            f"training diverged in epoch {len(losses)} (the loss became NaN or infinite at "
+            f"lr={lr:g}) and was stopped; checkpoints from earlier epochs, if any, are in "
+            f"{run_dir}. Lower --lr, or use --lr auto"
         )
     best = keras.saving.load_model(run_dir / runs.BEST)
     test_loss, test_acc = best.evaluate(

@@ -1,0 +1,113 @@
+"""Training end to end on small synthetic data: the run folder, determinism, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from mnistlab import data
+from mnistlab.config import make_config
+from mnistlab.errors import MnistlabError
+from mnistlab.training import train
+
+SMALL = {"depth": 2, "width": 32}
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_mnist_dir):
+    return data.load_folder(tiny_mnist_dir, verify=False)
+
+
+def quick(**kw):
+    return make_config("mlp", **{"epochs": 3, "batch_size": 32, "model_options": SMALL, **kw})
+
+
+def test_run_folder_contents(tiny, tmp_path):
+    result = train(quick(), tmp_path / "run", dataset=tiny, verbose=0)
+    run = tmp_path / "run"
+    for name in ("config.json", "best.keras", "last.keras", "history.csv",
+                 "learning_curves.png", "metrics.json"):
+        assert (run / name).is_file() and (run / name).stat().st_size > 0, name
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["config"]["model_options"] == SMALL and cfg["seed"] == 0
+    assert cfg["backend"] in ("tensorflow", "jax") and "keras" in cfg["versions"]
+    rows = list(csv.DictReader(open(run / "history.csv")))
+    assert len(rows) == 3 and {"loss", "val_loss", "val_accuracy", "learning_rate"} <= set(rows[0])
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test_accuracy"] == result.metrics["test_accuracy"]
+    assert metrics["n_train"] == 540 and metrics["n_val"] == 60 and metrics["n_test"] == 100
+    # the synthetic classes are easy: three epochs learn them
+    assert metrics["test_accuracy"] > 0.8, metrics
+    # TensorBoard: train and validation event files, learning rate recorded
+    events = {p.parent.name for p in (run / "tensorboard").rglob("events.out.tfevents*")}
+    assert {"train", "validation"} <= events
+    train_events = b"".join(p.read_bytes() for p in (run / "tensorboard" / "train").glob("events*"))
+    assert b"epoch_learning_rate" in train_events and b"epoch_loss" in train_events
+    # metrics are those of best.keras, evaluated afresh
+    import keras
+
+    best = keras.saving.load_model(run / "best.keras")
+    loss, acc = best.evaluate(tiny.x_test.astype("float32"), tiny.y_test.astype("int32"), verbose=0)
+    assert acc == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+
+
+def test_same_seed_same_numbers(tiny, tmp_path):
+    a = train(quick(seed=7), tmp_path / "a", dataset=tiny, verbose=0)
+    b = train(quick(seed=7), tmp_path / "b", dataset=tiny, verbose=0)
+    c = train(quick(seed=8), tmp_path / "c", dataset=tiny, verbose=0)
+    assert a.history == b.history
+    assert a.metrics["test_loss"] == b.metrics["test_loss"]
+    for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert a.history["loss"] != c.history["loss"]
+
+
+def test_plateau_reduces_lr(tiny, tmp_path):
+    # zero patience: the first epoch whose val_loss does not improve cuts the rate
+    cfg = quick(epochs=10, patience=10, lr_patience=0, lr_factor=0.1, lr=0.03)
+    result = train(cfg, tmp_path / "r", dataset=tiny, verbose=0)
+    lrs = result.history["learning_rate"]
+    assert lrs[0] == pytest.approx(0.03) and min(lrs) < 0.003 + 1e-9, lrs
+
+
+def test_early_stopping_keeps_best(tiny, tmp_path):
+    result = train(quick(epochs=40, patience=1), tmp_path / "r", dataset=tiny, verbose=0)
+    val = result.history["val_accuracy"]
+    assert result.metrics["epochs_run"] < 40
+    assert result.metrics["best_val_accuracy"] == max(val)
+    assert result.metrics["best_epoch"] == val.index(max(val)) + 1
+
+
+def test_schedules_run(tiny, tmp_path):
+    for schedule in ("cosine", "onecycle", "constant"):
+        result = train(quick(schedule=schedule, epochs=2), tmp_path / schedule, dataset=tiny, verbose=0)
+        lrs = result.history["learning_rate"]
+        assert (lrs[0] == lrs[1]) == (schedule == "constant"), (schedule, lrs)
+
+
+def test_divergence_is_reported(tiny, tmp_path):
+    with pytest.raises(MnistlabError, match="diverged|lower --lr"):
+        train(quick(optimizer="sgd", lr=1e12, model_options={**SMALL, "batch_norm": False}),
+              tmp_path / "nan", dataset=tiny, verbose=0)
+
+
+def test_existing_and_unwritable_run_dirs(tiny, tmp_path):
+    train(quick(epochs=1), tmp_path / "r", dataset=tiny, verbose=0)
+    with pytest.raises(MnistlabError, match="already holds a run"):
+        train(quick(epochs=1), tmp_path / "r", dataset=tiny, verbose=0)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(MnistlabError, match="cannot write to run folder"):
+        train(quick(epochs=1), tmp_path / "afile" / "run", dataset=tiny, verbose=0)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("lr", -0.1, "positive number"), ("batch_size", 0, ">= 1"), ("epochs", 0, ">= 1"),
+    ("val_fraction", 1.0, "between 0 and 1"), ("optimizer", "lbfgs", "choose one of"),
+    ("model_options", {"filters": [8]}, "not an option of the mlp"),
+])
+def test_bad_config_values(field, value, message):
+    with pytest.raises(MnistlabError, match=message):
+        make_config("mlp", **{field: value})
