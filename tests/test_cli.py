@@ -1,0 +1,86 @@
+"""The command line, through a real subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import cli_env
+
+
+def mnistlab(*args, **env):
+    return subprocess.run([sys.executable, "-m", "mnistlab", *map(str, args)],
+                          capture_output=True, text=True, env=cli_env(**env), timeout=600)
+
+
+def test_train_tiny_end_to_end(tiny_mnist_dir, tmp_path):
+    run = tmp_path / "run"
+    proc = mnistlab("train", "--model", "mlp", "--epochs", "2", "--width", "32", "--depth", "1",
+                    "--data-dir", tiny_mnist_dir, "--run-dir", run, "--verbose", "0",
+                    MNISTLAB_SKIP_MD5=1)
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert last.startswith(f"test accuracy {metrics['test_accuracy']:.4f}")
+    assert f"tensorboard --logdir {run / 'tensorboard'}" in last
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--lr", "-0.1"], "invalid lr=-0.1"),
+    (["--batch-size", "0"], "invalid batch_size=0"),
+    (["--model", "cnn", "--depth", "3"], "depth not an option of the cnn"),
+    (["--preset", "nope"], "unknown preset 'nope'"),
+    (["--data-dir", "/nonexistent/mnist"], "data folder /nonexistent/mnist does not exist"),
+])
+def test_bad_input_exits_2_without_traceback(args, message, tmp_path):
+    proc = mnistlab("train", *args, "--run-dir", tmp_path / "r", "--epochs", "1")
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "r" / "config.json").exists()
+
+
+def test_argparse_errors_exit_2():
+    proc = mnistlab("train", "--model", "resnet")
+    assert proc.returncode == 2 and "invalid choice: 'resnet'" in proc.stderr
+    proc = mnistlab("train", "--lr", "fast")
+    assert proc.returncode == 2 and "expected a number or 'auto'" in proc.stderr
+
+
+def test_unwritable_run_dir(tiny_mnist_dir, tmp_path):
+    (tmp_path / "file").write_text("")
+    proc = mnistlab("train", "--data-dir", tiny_mnist_dir, "--run-dir", tmp_path / "file" / "run",
+                    MNISTLAB_SKIP_MD5=1)
+    assert proc.returncode == 2 and "cannot write to run folder" in proc.stderr
+
+
+def test_corrupt_real_data_named(tmp_path, tiny_mnist_dir):
+    """Data that is not the canonical MNIST is refused by name, with what to do."""
+    proc = mnistlab("train", "--data-dir", tiny_mnist_dir, "--run-dir", tmp_path / "r")
+    assert proc.returncode == 2
+    assert "train-images-idx3-ubyte.gz: MD5 of the uncompressed file" in proc.stderr
+    assert "download it again" in proc.stderr
+
+
+def test_backend_flag(tiny_mnist_dir, tmp_path):
+    for backend in ("jax", "tensorflow"):
+        run = tmp_path / backend
+        proc = mnistlab("train", "--backend", backend, "--epochs", "1", "--width", "16", "--depth", "1",
+                        "--data-dir", tiny_mnist_dir, "--run-dir", run, "--verbose", "0",
+                        MNISTLAB_SKIP_MD5=1)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads((run / "config.json").read_text())["backend"] == backend
+
+
+@pytest.mark.slow
+def test_real_mnist_short_run(mnist_dir, tmp_path):
+    """One short run on real MNIST (a 6000-image subset, 2 epochs) must learn."""
+    run = tmp_path / "real"
+    proc = mnistlab("train", "--model", "mlp", "--epochs", "2", "--train-limit", "6000",
+                    "--data-dir", mnist_dir, "--run-dir", run, "--verbose", "0")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n_test"] == 10000 and metrics["test_accuracy"] > 0.9, metrics
