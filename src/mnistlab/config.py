@@ -129,7 +129,7 @@ class TrainConfig:
 
 # Overrides on top of the dataclass defaults, per (model, preset).
 PRESETS = {
-    ("mlp", "default"): {},
+    ("mlp", "default"): {"epochs": 40, "patience": 10},
     ("cnn", "default"): {"model": "cnn", "epochs": 30, "patience": 10},
 }
 

@@ -256,7 +256,7 @@ def plot_misclassified(images, mistakes, names, path=None, cols: int = 8):
             ax.set_title(
                 f"true {names[m['true']]} → {names[m['predicted']]}\n"
                 f"p={m['probability']:.3f}  #{m['index']}",
-                fontsize=7.5, color="#a31515", linespacing=1.25,
+                fontsize=8.5, color="#a31515", linespacing=1.2,
             )
         fig.suptitle("Most confident mistakes on the test set", fontsize=11)
         fig.tight_layout()
@@ -271,10 +271,13 @@ def plot_misclassified(images, mistakes, names, path=None, cols: int = 8):
 
 def write_tensorboard(run_dir, figures: dict, result: dict, step: int = 0) -> Path:
     """The figures (name -> PNG path) as images, accuracy/loss as scalars and the
-    per-class table as text, under run_dir/tensorboard/evaluation."""
+    per-class table as text, under run_dir/tensorboard/evaluation (replacing
+    an earlier evaluation's)."""
     import tensorflow as tf
 
     log_dir = Path(run_dir) / runs.TENSORBOARD / TB_EVALUATION
+    for old in log_dir.glob("events.out.tfevents.*"):  # the folder holds the latest evaluation only
+        old.unlink()
     writer = tf.summary.create_file_writer(str(log_dir))
     with writer.as_default():
         for name, png in figures.items():
@@ -315,11 +318,11 @@ def _card(label, value, note=""):
             f'<div class="value">{html.escape(str(value))}</div>{note}</div>')
 
 
-def _bar_cell(value: float, worst: bool) -> str:
-    pct = max(0.0, min(1.0, value)) * 100
+def _bar_cell(text: str, share: float, worst: bool) -> str:
+    """A table cell with `text` after a small bar filled to `share` (0..1)."""
+    pct = max(0.0, min(1.0, share)) * 100
     cls = "bar worst" if worst else "bar"
-    return (f'<td class="num"><div class="{cls}"><span style="width:{pct:.1f}%"></span></div>'
-            f"{value:.4f}</td>")
+    return f'<td class="num"><div class="{cls}"><span style="width:{pct:.1f}%"></span></div>{text}</td>'
 
 
 def render_report(run_dir, result: dict) -> str:
@@ -334,15 +337,16 @@ def render_report(run_dir, result: dict) -> str:
 
     f1s = {n: s["f1"] for n, s in result["per_class"].items()}
     worst = min(f1s, key=f1s.get) if f1s else None
+    cm = result["confusion_matrix"]
+    wrong = {n: result["per_class"][n]["support"] - cm[i][i] for i, n in enumerate(names)}
+    most_wrong = max(max(wrong.values()), 1)
     rows = []
     for name, s in result["per_class"].items():
-        i = names.index(name)
-        errs = s["support"] - result["confusion_matrix"][i][i]
         rows.append(
             f'<tr class="{"worst" if name == worst else ""}"><th scope="row">{esc(name)}</th>'
-            f"{_bar_cell(s['precision'], False)}{_bar_cell(s['recall'], False)}"
-            f"{_bar_cell(s['f1'], name == worst)}"
-            f'<td class="num">{s["support"]:,}</td><td class="num">{errs:,}</td></tr>'
+            f'<td class="num">{s["precision"]:.4f}</td><td class="num">{s["recall"]:.4f}</td>'
+            f'<td class="num">{s["f1"]:.4f}</td><td class="num">{s["support"]:,}</td>'
+            f"{_bar_cell(f'{wrong[name]:,}', wrong[name] / most_wrong, name == worst)}</tr>"
         )
     for label, avg in (("macro avg", result["macro_avg"]), ("weighted avg", result["weighted_avg"])):
         rows.append(
@@ -443,21 +447,22 @@ header .path {{ color:var(--muted); font:12px ui-monospace,"DejaVu Sans Mono",mo
 section {{ background:#fff; border:1px solid var(--line); border-radius:12px; padding:18px 20px; margin:16px 0; }}
 h2 {{ font-size:18px; margin:0 0 6px; }}
 .caption {{ color:var(--muted); margin:0 0 12px; font-size:14px; }}
-.two {{ display:grid; grid-template-columns:3fr 2fr; gap:16px; }}
+.two {{ display:grid; grid-template-columns:minmax(0,1fr) 330px; gap:16px; align-items:start; }}
+.two section {{ overflow-x:auto; }}
 .two section {{ margin:0; }}
 @media (max-width:860px) {{ .two {{ grid-template-columns:1fr; }} }}
 table {{ border-collapse:collapse; width:100%; font-variant-numeric:tabular-nums; }}
-th, td {{ padding:6px 10px; border-bottom:1px solid var(--line); text-align:left; }}
+th, td {{ padding:6px 8px; border-bottom:1px solid var(--line); text-align:left; white-space:nowrap; }}
 thead th {{ font-size:12px; color:var(--muted); text-transform:uppercase; letter-spacing:.05em; }}
 td.num, th.num {{ text-align:right; white-space:nowrap; }}
 tbody tr:hover {{ background:#f3f6fc; }}
 tr.worst th {{ color:var(--bad); }}
 tr.avg th, tr.avg td {{ font-weight:600; background:#fafbfd; }}
-.bar {{ display:inline-block; width:70px; height:8px; background:#eef1f7; border-radius:4px;
+.bar {{ display:inline-block; width:80px; height:8px; background:#f4eeee; border-radius:4px;
        margin-right:8px; vertical-align:middle; overflow:hidden; }}
-.bar span {{ display:block; height:100%; background:var(--accent); }}
+.bar span {{ display:block; height:100%; background:#e58a8a; }}
 .bar.worst span {{ background:var(--bad); }}
-.figure img {{ max-width:100%; height:auto; display:block; margin:0 auto; }}
+.figure img {{ max-width:min(100%, 960px); height:auto; display:block; margin:0 auto; }}
 details summary {{ cursor:pointer; font-weight:600; }}
 footer {{ color:var(--muted); font-size:12px; text-align:center; margin-top:24px; }}
 </style></head>
@@ -466,7 +471,7 @@ footer {{ color:var(--muted); font-size:12px; text-align:center; margin-top:24px
 <div class="sub">{subtitle}</div><div class="path">{path}</div></header>
 <div class="cards">{cards}</div>
 <div class="two">
-<section><h2>Per class</h2><p class="caption">Precision, recall and F1 on the test set (scikit-learn); the weakest class in red.</p>
+<section><h2>Per class</h2><p class="caption">Precision, recall and F1 on the test set (scikit-learn); the class with the lowest F1 in red, bars for the number wrong.</p>
 <table><thead><tr><th>class</th><th class="num">precision</th><th class="num">recall</th><th class="num">F1</th>
 <th class="num">support</th><th class="num">wrong</th></tr></thead><tbody>{rows}</tbody></table></section>
 <section><h2>Commonest confusions</h2><p class="caption">True class taken for another, and the share of that class.</p>

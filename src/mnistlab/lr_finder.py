@@ -471,7 +471,9 @@ def suggest_lrs(lrs, losses, smoothed, *, steps=None, beta=0.98, stopped_early=F
     `steps // 10` points where the moving average has seen few batches):
 
     - `steepest`: the rate where the smoothed loss falls fastest per decade of
-      rate, searched only before the minimum (the climb after it is no use).
+      rate, searched only on the main descent: before the minimum (the climb
+      after it is no use) and after the loss last stood within 10% of its
+      fall from the starting level (a noise dip on the flat start is no use).
     - `valley`: fastai's rule (fastai.callback.schedule.valley, reimplemented
       here as fastai is not a dependency): the longest stretch over which the
       loss keeps decreasing, and the rate two thirds of the way down it. Like
@@ -521,12 +523,15 @@ def suggest_lrs(lrs, losses, smoothed, *, steps=None, beta=0.98, stopped_early=F
                        "widen the range (min_lr/max_lr) or check the model learns")
         return suggestions, reasons
 
-    # steepest: the most negative slope of the smoothed loss against log10(lr), before the minimum.
-    if i_min - skip >= 2:
-        slope = np.gradient(s[skip:i_min + 1], np.log10(lr[skip:i_min + 1]))
+    # steepest: the most negative slope of the smoothed loss against log10(lr), on the main
+    # descent: before the minimum, and after the loss last stood within 10% (of its whole fall)
+    # of its starting level, so a noise dip on the flat start cannot win.
+    start = skip + int(np.nonzero(s[skip:i_min + 1] >= s[i_min] + 0.9 * fall)[0][-1])
+    if i_min - start >= 2:
+        slope = np.gradient(s[start:i_min + 1], np.log10(lr[start:i_min + 1]))
         j = int(np.argmin(slope))
         if slope[j] < 0:
-            suggestions["steepest"] = float(lr[skip + j])
+            suggestions["steepest"] = float(lr[start + j])
     give_up(["steepest"], "no falling stretch before the minimum of the loss")
 
     # valley: fastai's window (skip the first steps//10, the last 5 recorded), then its rule.
