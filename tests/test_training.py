@@ -90,7 +90,7 @@ def test_schedules_run(tiny, tmp_path):
 
 def test_divergence_is_reported(tiny, tmp_path):
     with pytest.raises(MnistlabError, match="diverged|lower --lr"):
-        train(quick(optimizer="sgd", lr=1e12, model_options={**SMALL, "batch_norm": False}),
+        train(quick(optimizer="sgd", lr=1e30, model_options={**SMALL, "batch_norm": False}),
               tmp_path / "nan", dataset=tiny, verbose=0)
 
 
