@@ -135,6 +135,8 @@ _CACHE: dict = {}
 
 TRAIN_LIMIT = 12000
 EPOCHS = 3
+# One hidden layer, no batch norm or dropout: quick to compile and train, ~95% on the test set.
+MODEL_OPTIONS = dict(depth=1, width=256, batch_norm=False, dropout=0.0)
 
 
 def dataset():
@@ -154,7 +156,8 @@ def trained_run(tmp_path_factory) -> Path:
 
         ds = dataset()
         run_dir = tmp_path_factory.mktemp("issue7") / "run"
-        config = make_config("mlp", epochs=EPOCHS, train_limit=TRAIN_LIMIT, patience=EPOCHS)
+        config = make_config("mlp", epochs=EPOCHS, train_limit=TRAIN_LIMIT, patience=EPOCHS,
+                             model_options=MODEL_OPTIONS)
         result = train(config, run_dir, dataset=ds, verbose=0)
         _CACHE["run"] = run_dir
         _CACHE["model"] = result.model

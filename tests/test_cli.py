@@ -80,6 +80,7 @@ def test_real_mnist_short_run(mnist_dir, tmp_path):
     """One short run on real MNIST (a 6000-image subset, 2 epochs) must learn."""
     run = tmp_path / "real"
     proc = mnistlab("train", "--model", "mlp", "--epochs", "2", "--train-limit", "6000",
+                    "--rotation", "0", "--zoom", "0", "--shift", "0",
                     "--data-dir", mnist_dir, "--run-dir", run, "--verbose", "0")
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((run / "metrics.json").read_text())

@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import numbers
 import time
 import warnings
 from pathlib import Path
@@ -61,7 +62,7 @@ SHOOTUP = 0.25
 FILES = ("lr_find.png", "lr_find.csv", "lr_find.json")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class LRRangeResult:
     """What one range test measured, and the rates read off its curve.
 
@@ -197,15 +198,18 @@ def check_settings(min_lr=1e-6, max_lr=10.0, steps=None, batch_size=32, beta=0.9
                    diverge_factor=4.0) -> None:
     """Raise `MnistlabError` naming the first bad range-test setting."""
     def ok_number(v):
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+    def ok_int(v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
     if not ok_number(min_lr) or min_lr <= 0:
         raise MnistlabError(f"min_lr must be a positive number, got {min_lr!r}")
     if not ok_number(max_lr) or max_lr <= min_lr:
         raise MnistlabError(f"max_lr must be a number above min_lr={min_lr:g}, got {max_lr!r}")
-    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 2):
+    if steps is not None and (not ok_int(steps) or steps < 2):
         raise MnistlabError(f"steps must be a whole number >= 2 (default {DEFAULT_STEPS}), got {steps!r}")
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+    if not ok_int(batch_size) or batch_size < 1:
         raise MnistlabError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
     if not ok_number(beta) or not 0 <= beta < 1:
         raise MnistlabError(f"beta (the smoothing) must be in [0, 1), e.g. 0.98; got {beta!r}")
@@ -246,7 +250,8 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
     """
     check_settings(min_lr, max_lr, steps, batch_size, beta, diverge_factor)
     optimizer = _check_model(model)
-    steps = DEFAULT_STEPS if steps is None else steps
+    steps = DEFAULT_STEPS if steps is None else int(steps)
+    batch_size = int(batch_size)
     plan = min_lr * (max_lr / min_lr) ** (np.arange(steps) / (steps - 1))
     # The rates actually used are the float32 values the optimizer variable holds.
     plan = plan.astype("float32").astype("float64")
@@ -265,7 +270,7 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
         batch = first
         for i, lr in enumerate(plan):
             if batch is None:
-                stop_reason = f"data exhausted: the data ran out after {i} steps (pass more or fewer steps)"
+                stop_reason = f"data exhausted: the data ran out after {i} steps (pass more data or fewer steps)"
                 break
             optimizer.learning_rate = float(lr)
             logs = model.train_on_batch(*batch, return_dict=True)
@@ -296,19 +301,20 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
             batch = next(batches, None) if i + 1 < steps else None
     if stop_reason is None:
         stop_reason = f"completed: reached max_lr {max_lr:g} after {steps} steps without diverging"
-    if bar is not None:
+    if bar is not None and len(lrs) < steps:
         bar.update(len(lrs), finalize=True)
 
     lrs, losses, smoothed = (np.asarray(a, dtype="float64") for a in (lrs, losses, smoothed))
     suggestions, reasons = suggest_lrs(
-        lrs, losses, smoothed, steps=steps, beta=beta,
+        lrs, losses, smoothed, steps=steps,
         stopped_early=not stop_reason.startswith(("completed", "data exhausted")),
     )
     result = LRRangeResult(
         lrs=lrs, losses=losses, smoothed=smoothed, suggestions=suggestions, reasons=reasons,
         default_rule=DEFAULT_RULE, stop_reason=stop_reason,
-        settings=dict(min_lr=min_lr, max_lr=max_lr, steps=steps, steps_run=len(lrs),
-                      batch_size=batch_size, beta=beta, diverge_factor=diverge_factor, seed=seed,
+        settings=dict(min_lr=float(min_lr), max_lr=float(max_lr), steps=steps, steps_run=len(lrs),
+                      batch_size=batch_size, beta=float(beta), diverge_factor=float(diverge_factor),
+                      seed=int(seed),
                       backend=keras.backend.backend()),
         timings=dict(first_step_seconds=round(first_step or 0.0, 3),
                      total_seconds=round(time.perf_counter() - started, 3)),
@@ -464,7 +470,7 @@ def _unpack(batch):
 # --------------------------------------------------------------- the rules
 
 
-def suggest_lrs(lrs, losses, smoothed, *, steps=None, beta=0.98, stopped_early=False):
+def suggest_lrs(lrs, losses, smoothed, *, steps=None, stopped_early=False):
     """Read a learning rate off a range-test curve with every rule.
 
     The rules (all look at the smoothed loss, after skipping its first
@@ -490,7 +496,6 @@ def suggest_lrs(lrs, losses, smoothed, *, steps=None, beta=0.98, stopped_early=F
     Args:
         lrs, losses, smoothed: the curve, one value per step.
         steps: the steps the test planned (sets the skipped start).
-        beta: the smoothing used (to scale the noise estimate).
         stopped_early: the test ended on divergence or a NaN/inf loss.
 
     Returns:
@@ -508,8 +513,9 @@ def suggest_lrs(lrs, losses, smoothed, *, steps=None, beta=0.98, stopped_early=F
     n = len(lrs) if finite.all() else int(np.argmin(finite))
     skip = (steps or len(lrs)) // 10
     if n - skip < MIN_POINTS:
-        give_up(RULES, f"too short: {n} usable steps, {skip} of them skipped at the start "
-                       f"(need {MIN_POINTS} more): raise steps or lower min_lr")
+        give_up(RULES, f"too short: {n} usable steps ({skip} skipped at the start) where "
+                       f"{skip + MIN_POINTS} are needed: raise steps, or lower max_lr if the loss "
+                       "blew up early")
         return suggestions, reasons
     lr, raw, s = lrs[:n], losses[:n], smoothed[:n]
     i_min = skip + int(np.argmin(s[skip:]))

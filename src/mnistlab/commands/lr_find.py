@@ -48,15 +48,20 @@ def config_from_args(args):
 
 
 def format_table(result) -> str:
-    """The suggestions as an aligned text table, the default rule marked."""
+    """The suggestions as an aligned text table, the default rule marked, then why any are missing."""
     from mnistlab.lr_finder import RULES
 
-    lines = [f"{'rule':<14}{'lr':>10}", f"{'-' * 14}{'-' * 10}"]
+    lines = [f"{'rule':<14}{'lr':>10}", "-" * 24]
+    why = {}
     for rule in RULES:
         lr = result.suggestions.get(rule)
-        text = f"{lr:>10.3g}" if lr is not None else f"{'none':>10}  ({result.reasons.get(rule, '')})"
+        if lr is None:
+            why.setdefault(result.reasons.get(rule, "unknown"), []).append(rule)
+        text = f"{lr:>10.3g}" if lr is not None else f"{'none':>10}"
         mark = "  <- default" if rule == result.default_rule else ""
         lines.append(f"{rule:<14}{text}{mark}")
+    for reason, rules in why.items():
+        lines.append(f"none for {', '.join(rules)}: {reason}")
     return "\n".join(lines)
 
 
