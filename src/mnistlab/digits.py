@@ -288,7 +288,7 @@ def place_by_centre_of_mass(digit: np.ndarray, size: int = SIZE, centre: float =
     it all inside."""
     dh, dw = digit.shape
     cy, cx = centre_of_mass(digit)
-    top = 0
+    top = int(np.clip(round(centre - cy), 0, size - dh))
     left = int(np.clip(round(centre - cx), 0, size - dw))
     out = np.zeros((size, size), dtype=np.float32)
     out[top:top + dh, left:left + dw] = digit
