@@ -115,11 +115,14 @@ def save(image: Image.Image, path, **kwargs) -> Path:
 
 # ------------------------------------------------------------------ the run
 
+# Read at import, before any fixture (conftest's autouse one) takes it out of the environment.
+_DATA_DIR_ENV = os.environ.get("MNISTLAB_DATA_DIR")
+
+
 def data_dir() -> Path | None:
     """MNISTLAB_DATA_DIR when set (even if wrong: then the tests fail loudly), else ../shared/data/mnist."""
-    env = os.environ.get("MNISTLAB_DATA_DIR")
-    if env:
-        return Path(env)
+    if _DATA_DIR_ENV:
+        return Path(_DATA_DIR_ENV)
     fallback = REPO.parent / "shared" / "data" / "mnist"
     return fallback if fallback.is_dir() else None
 

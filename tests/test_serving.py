@@ -155,3 +155,19 @@ def test_concurrent_requests_over_http(app):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_cli_serve_refuses_a_busy_port_at_once(tmp_path_factory):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    run_dir = digit_images.trained_run(tmp_path_factory)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "mnistlab", "serve", str(run_dir), "--port", str(port)],
+                              capture_output=True, text=True, timeout=60, env={**os.environ})
+    assert done.returncode == 2 and f"127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr

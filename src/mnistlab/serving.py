@@ -153,15 +153,30 @@ def create_app(run_dir, model=None, max_upload_bytes: int = MAX_UPLOAD_BYTES) ->
     return app
 
 
+def check_address(host: str, port: int) -> None:
+    """Raise `MnistlabError` unless `host:port` can be listened on now."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as e:
+        raise MnistlabError(f"cannot listen on {host}:{port} ({e.strerror or e}): choose another "
+                            "--port or --host") from None
+
+
 def serve(run_dir, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve `run_dir` on http://host:port until interrupted."""
     from werkzeug.serving import make_server
 
+    check_address(host, port)  # before the model loads: a busy port fails at once
     app = create_app(run_dir)
     try:
         server = make_server(host, port, app, threaded=True)
-    except OSError as e:
-        raise MnistlabError(f"cannot listen on {host}:{port} ({e.strerror or e}): choose another --port") from None
+    except (OSError, SystemExit) as e:  # Werkzeug exits when the port is taken
+        raise MnistlabError(f"cannot listen on {host}:{port} ({e}): choose another --port") from None
     shown = f"[{host}]" if ":" in host else host
     print(f"serving {Path(run_dir)} on http://{shown}:{server.server_port}/  (Ctrl+C stops)", flush=True)
     try:
