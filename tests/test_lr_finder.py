@@ -323,6 +323,8 @@ def test_tf_data_pydataset_and_generators():
 
     assert len(lr_range_test(linear_model(), Batches(), min_lr=1e-4, max_lr=1.0, steps=10,
                              verbose=0).lrs) == 10
+    listed = [(x[32 * i: 32 * (i + 1)], y[32 * i: 32 * (i + 1)]) for i in range(3)]
+    assert len(lr_range_test(linear_model(), listed, steps=10, verbose=0).lrs) == 10  # cycled
     one_pass = ((x[32 * i: 32 * (i + 1)], y[32 * i: 32 * (i + 1)]) for i in range(6))
     result = lr_range_test(linear_model(), one_pass, steps=20, verbose=0)
     assert result.stop_reason.startswith("data exhausted") and len(result.lrs) == 6
