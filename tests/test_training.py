@@ -111,3 +111,12 @@ def test_existing_and_unwritable_run_dirs(tiny, tmp_path):
 def test_bad_config_values(field, value, message):
     with pytest.raises(MnistlabError, match=message):
         make_config("mlp", **{field: value})
+
+
+def test_lr_auto_trains_fresh_model_at_the_suggestion(tiny, tmp_path):
+    result = train(quick(lr="auto", epochs=1), tmp_path / "auto", dataset=tiny, verbose=0)
+    found = json.loads((tmp_path / "auto" / "lr_find.json").read_text())
+    cfg = json.loads((tmp_path / "auto" / "config.json").read_text())
+    assert found["suggestion"] > 0 and (tmp_path / "auto" / "lr_find.png").is_file()
+    assert cfg["lr_found"] == found["suggestion"] == result.metrics["learning_rate"]
+    assert result.history["learning_rate"][0] == pytest.approx(found["suggestion"], rel=1e-6)
