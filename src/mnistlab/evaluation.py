@@ -82,33 +82,6 @@ def class_names(run_dir) -> list[str]:
     return list(spec(run_dataset(run_dir)).class_names)
 
 
-def import_custom_objects(path) -> list[str]:
-    """Import the mnistlab modules a saved .keras model names (mnistlab.schedules,
-    mnistlab.augment, ...), so their classes are registered before it is loaded.
-
-    Returns the module names imported; an unreadable file is left to the loader.
-    """
-    import importlib
-    import re
-    import zipfile
-
-    names = {"mnistlab.schedules"}
-    try:
-        with zipfile.ZipFile(path) as z:
-            config = z.read("config.json").decode("utf-8", "replace")
-        names |= set(re.findall(r'"module":\s*"(mnistlab(?:\.\w+)+)"', config))
-    except (OSError, KeyError, zipfile.BadZipFile):
-        pass
-    imported = []
-    for name in sorted(names):
-        try:
-            importlib.import_module(name)
-            imported.append(name)
-        except ImportError:
-            pass  # the loader will then say which class it cannot find
-    return imported
-
-
 def load_best_model(run_dir):
     """The run's best.keras, loaded for inference (not compiled).
 
@@ -119,7 +92,8 @@ def load_best_model(run_dir):
     path = run_dir / runs.BEST
     import keras
 
-    import_custom_objects(path)
+    import mnistlab.models  # noqa: F401  (registers RandomAffine and OneCycle for loading)
+
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as e:  # zipfile, h5py, JSON and deserialisation errors all mean "corrupt"

@@ -3,6 +3,10 @@
 Scaling to zero mean and unit variance (MNIST's 0.1307 / 0.3081 on [0, 1])
 is the model's first layer, so a saved model predicts on raw pixels and nobody
 has to remember the preprocessing. Outputs are softmax probabilities.
+
+Importing this module registers every custom object a saved mnistlab model
+can hold (`RandomAffine`, `OneCycle`), so `keras.saving.load_model` needs
+nothing more than `import mnistlab.models` first.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from keras import layers
 
 from mnistlab.augment import RandomAffine
 from mnistlab.errors import MnistlabError
+from mnistlab.schedules import OneCycle  # noqa: F401  (registered for load_model)
 
 MEAN, STD = 0.1307, 0.3081
 
