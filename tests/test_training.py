@@ -120,3 +120,37 @@ def test_lr_auto_trains_fresh_model_at_the_suggestion(tiny, tmp_path):
     assert found["suggestion"] > 0 and (tmp_path / "auto" / "lr_find.png").is_file()
     assert cfg["lr_found"] == found["suggestion"] == result.metrics["learning_rate"]
     assert result.history["learning_rate"][0] == pytest.approx(found["suggestion"], rel=1e-6)
+
+
+TINY_CNN = {"filters": [8, 16], "dense": 32}
+
+
+def test_short_cnn_run(tiny, tmp_path):
+    result = train(make_config("cnn", epochs=2, batch_size=32, model_options=TINY_CNN),
+                   tmp_path / "cnn", dataset=tiny, verbose=0)
+    m = result.metrics
+    assert m["epochs_run"] == 2 and m["n_train"] == 540
+    assert m["test_accuracy"] > 0.5, m  # the synthetic bars are easy for convolutions too
+    import keras
+
+    best = keras.saving.load_model(tmp_path / "cnn" / "best.keras")
+    assert [layer.filters for layer in best.layers if layer.name.startswith("conv_")] == [8, 8, 16, 16]
+    assert best.get_layer("augment").rotation == 10.0  # the CNN default trains with augmentation
+
+
+def test_seed_preset_follows_the_seed(tiny, tmp_path):
+    config = make_config("cnn", "seed", epochs=1, batch_size=32, model_options=TINY_CNN)
+    assert (config.val_fraction, config.one_hot, config.lr, config.patience, config.schedule) == (
+        0.2, True, "auto", 10, "plateau")
+    assert config.model_options["batch_norm"] is False and config.model_options["rotation"] == 0
+    result = train(config, tmp_path / "seed", dataset=tiny, verbose=0)
+    saved = json.loads((tmp_path / "seed" / "config.json").read_text())
+    assert result.metrics["n_train"] == 480 and result.metrics["n_val"] == 120  # 80/20
+    assert saved["lr_found"] == pytest.approx(result.metrics["learning_rate"])
+    assert (tmp_path / "seed" / "lr_find.png").is_file()
+    assert result.model.loss.__class__.__name__ == "CategoricalCrossentropy"
+
+
+def test_offline_augment_gives_five_times_the_training_data(tiny, tmp_path):
+    result = train(quick(epochs=1, offline_augment=True), tmp_path / "off", dataset=tiny, verbose=0)
+    assert result.metrics["n_train"] == 5 * 540 and result.metrics["n_val"] == 60

@@ -23,22 +23,26 @@ MEAN, STD = 0.1307, 0.3081
 # The defaults are the measured best accuracy per second (BENCHMARKS.md, "MLP architecture").
 MLP_DEFAULTS = dict(
     depth=3, width=512, activation="relu", batch_norm=True, dropout=0.15,
-    l2=0.0, initializer="he_normal", rotation=8.0, zoom=0.08, shift=0.08,
+    l2=0.0, initializer="he_normal", rotation=8.0, zoom=0.08, shift=0.08, elastic=0.0, elastic_sigma=4.0,
 )
 CNN_DEFAULTS = dict(
     filters=(32, 64, 128), dense=256, batch_norm=True, dropout=0.3, l2=1e-4,
-    initializer="he_normal", rotation=10.0, zoom=0.1, shift=0.1,
+    initializer="he_normal", rotation=10.0, zoom=0.1, shift=0.1, elastic=0.0, elastic_sigma=4.0,
 )
 
 
-def _input_block(rotation, zoom, shift):
-    """Raw pixels in; random affine augmentation (training only) when asked; standardised out."""
+def _input_block(rotation, zoom, shift, elastic=0.0, elastic_sigma=4.0):
+    """Raw pixels in; random augmentation (training only) when asked; standardised out."""
     inputs = keras.Input(shape=(28, 28), name="pixels")
     x = inputs
-    if min(rotation, zoom, shift) < 0:
-        raise MnistlabError(f"augmentation amounts must be >= 0, got rotation={rotation}, zoom={zoom}, shift={shift}")
-    if rotation or zoom or shift:
-        x = RandomAffine(rotation, zoom, shift, name="augment")(x)
+    if min(rotation, zoom, shift, elastic) < 0 or elastic_sigma <= 0:
+        raise MnistlabError(
+            f"augmentation amounts must be >= 0 (and elastic_sigma > 0), got rotation={rotation}, "
+            f"zoom={zoom}, shift={shift}, elastic={elastic}, elastic_sigma={elastic_sigma}"
+        )
+    if rotation or zoom or shift or elastic:
+        x = RandomAffine(rotation, zoom, shift, elastic_alpha=elastic, elastic_sigma=elastic_sigma,
+                         name="augment")(x)
     x = layers.Rescaling(1.0 / (255.0 * STD), offset=-MEAN / STD, name="standardize")(x)
     return inputs, x
 
@@ -60,6 +64,8 @@ def build_mlp(
     rotation: float = MLP_DEFAULTS["rotation"],
     zoom: float = MLP_DEFAULTS["zoom"],
     shift: float = MLP_DEFAULTS["shift"],
+    elastic: float = MLP_DEFAULTS["elastic"],
+    elastic_sigma: float = MLP_DEFAULTS["elastic_sigma"],
     num_classes: int = 10,
 ) -> keras.Model:
     """A deep fully connected network: `depth` hidden layers of `width` units.
@@ -76,6 +82,8 @@ def build_mlp(
         initializer: Keras kernel initializer name.
         rotation, zoom, shift: on-the-fly augmentation in training (degrees,
             relative zoom, fraction of the size); all 0 turns it off.
+        elastic, elastic_sigma: elastic distortion's alpha and sigma (Simard et al.;
+            they used 34 and 4); 0 turns it off.
         num_classes: output units.
     """
     widths = list(width) if isinstance(width, (list, tuple)) else [width] * depth
@@ -84,7 +92,7 @@ def build_mlp(
     if not 0 <= dropout < 1:
         raise MnistlabError(f"dropout must be in [0, 1), got {dropout}")
     reg = _regularizer(l2)
-    inputs, x = _input_block(rotation, zoom, shift)
+    inputs, x = _input_block(rotation, zoom, shift, elastic, elastic_sigma)
     x = layers.Flatten()(x)
     for i, units in enumerate(widths):
         x = layers.Dense(
@@ -110,6 +118,8 @@ def build_cnn(
     rotation: float = CNN_DEFAULTS["rotation"],
     zoom: float = CNN_DEFAULTS["zoom"],
     shift: float = CNN_DEFAULTS["shift"],
+    elastic: float = CNN_DEFAULTS["elastic"],
+    elastic_sigma: float = CNN_DEFAULTS["elastic_sigma"],
     num_classes: int = 10,
 ) -> keras.Model:
     """A CNN: per entry of `filters`, two 3x3 convolutions, max-pooling and dropout.
@@ -123,6 +133,8 @@ def build_cnn(
         initializer: Keras kernel initializer name.
         rotation, zoom, shift: on-the-fly augmentation in training (degrees,
             relative zoom, fraction of the size); all 0 turns it off.
+        elastic, elastic_sigma: elastic distortion's alpha and sigma (Simard et al.;
+            they used 34 and 4); 0 turns it off.
         num_classes: output units.
     """
     if not filters or min(filters) < 1:
@@ -130,7 +142,7 @@ def build_cnn(
     if not 0 <= dropout < 1:
         raise MnistlabError(f"dropout must be in [0, 1), got {dropout}")
     reg = _regularizer(l2)
-    inputs, x = _input_block(rotation, zoom, shift)
+    inputs, x = _input_block(rotation, zoom, shift, elastic, elastic_sigma)
     x = layers.Reshape((28, 28, 1))(x)
     for b, f in enumerate(filters):
         for c in range(2):

@@ -49,6 +49,11 @@ def add_arguments(p):
     aug.add_argument("--rotation", type=float, default=None, help="max rotation, degrees")
     aug.add_argument("--zoom", type=float, default=None, help="max relative zoom")
     aug.add_argument("--shift", type=float, default=None, help="max shift, fraction of the size")
+    aug.add_argument("--elastic", type=float, default=None,
+                     help="elastic distortion alpha (Simard et al. used 34; default 0: off)")
+    aug.add_argument("--elastic-sigma", type=float, default=None, help="elastic distortion smoothness (default 4)")
+    aug.add_argument("--offline-augment", action="store_true", default=None,
+                     help="the seed's offline augmentation: add 1-pixel shifts in 4 directions (5x data)")
     p.add_argument("--data-dir", type=Path, default=None, help="folder with the four IDX files or mnist.npz")
     p.add_argument("--run-dir", type=Path, default=None, help="output folder (default: runs/MODEL-TIME)")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
@@ -59,7 +64,7 @@ def default_backend(args):
 
 
 ARCH_FLAGS = ("depth", "width", "activation", "filters", "dense", "dropout", "l2", "batch_norm",
-              "rotation", "zoom", "shift")
+              "rotation", "zoom", "shift", "elastic", "elastic_sigma")
 
 
 def config_from_args(args):
@@ -71,6 +76,7 @@ def config_from_args(args):
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         schedule=args.schedule, patience=args.patience, seed=args.seed,
         val_fraction=args.val_fraction, train_limit=args.train_limit, one_hot=args.one_hot,
+        offline_augment=args.offline_augment,
     )
 
 
