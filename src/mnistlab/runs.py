@@ -3,15 +3,18 @@
     RUN_DIR/
       config.json          the TrainConfig, backend, versions, seed (enough to reproduce)
       best.keras           the model with the best validation accuracy
-      last.keras           the model at the end of the last epoch (for resuming)
+      last.keras           the model at the end of the last epoch
+      state.npz            everything `train --resume` needs: weights, optimizer, random
+                           and callback state, history (see mnistlab.checkpoints)
       history.csv          one row per epoch: loss, accuracy, val_*, learning_rate
       learning_curves.png  the history as a picture
       metrics.json         test_loss and test_accuracy of best.keras, timings
       tensorboard/         train/ and validation/ event files
       lr_find.{png,csv,json}  when the LR range test ran (--lr auto)
 
-Every file is written to a temporary name in the same folder and renamed into
-place, so a crash never leaves a half-written file behind.
+Every file is written to a temporary name in the same folder, flushed to disk
+(fsync) and renamed into place, so a crash at any moment leaves the previous
+good version readable and never a half-written file.
 """
 
 from __future__ import annotations
@@ -30,15 +33,20 @@ METRICS = "metrics.json"
 BEST = "best.keras"
 LAST = "last.keras"
 HISTORY = "history.csv"
+STATE = "state.npz"
 CURVES = "learning_curves.png"
 TENSORBOARD = "tensorboard"
 
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside `path`; on success fsync it and rename it onto `path`."""
+    """Yield a temporary path beside `path`; on success fsync it and rename it onto `path`.
+
+    The temporary name keeps `path`'s suffix (Keras insists on `.keras`). On an
+    exception the temporary file is removed and `path` is left as it was.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -46,8 +54,23 @@ def atomic_path(path):
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (POSIX; a no-op where folders can't be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on folders; the rename itself is still atomic
+    finally:
+        os.close(fd)
 
 
 def write_json(path, data) -> None:

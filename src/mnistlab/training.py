@@ -8,16 +8,19 @@
 What `train` does, top to bottom: validate the config, seed everything, load
 and split the data (the test set is touched once, at the very end), optionally
 run the LR range test on a copy of the model, build and compile a fresh model,
-fit with Keras' callbacks (best and last checkpoints, early stopping with best
-weights restored, ReduceLROnPlateau or a schedule, TerminateOnNaN, CSV and
-TensorBoard logs), then evaluate `best.keras` on the test set and write
+fit with Keras' callbacks (early stopping with best weights restored,
+ReduceLROnPlateau or a schedule, TerminateOnNaN, CSV and TensorBoard logs) and
+ours (`RunCheckpoint`: atomic best/last checkpoints and the full state for an
+exact resume), then evaluate `best.keras` on the test set and write
 `metrics.json` and `learning_curves.png`. See `mnistlab.runs` for the folder.
+
+`train(None, run_dir, resume=True)` continues an interrupted run from its
+state.npz exactly as it would have gone on (see `mnistlab.checkpoints`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 
@@ -26,7 +29,9 @@ import numpy as np
 
 from mnistlab import data as data_lib
 from mnistlab import runs
+from mnistlab.batches import EpochBatches
 from mnistlab.callbacks import EpochTimer, LearningRateLogger
+from mnistlab.checkpoints import ResumeState, RunCheckpoint
 from mnistlab.config import TrainConfig
 from mnistlab.errors import MnistlabError
 from mnistlab.models import build_model
@@ -52,6 +57,8 @@ class TrainResult:
     metrics: dict
     history: dict
     model: keras.Model
+    resumed_at_epoch: int | None = None  # the first epoch this call trained, when resuming
+    already_finished: bool = False  # resume of a run that had finished: nothing was done
 
 
 def prepare_data(config: TrainConfig, dataset=None, data_dir=None) -> Splits:
@@ -69,7 +76,7 @@ def prepare_data(config: TrainConfig, dataset=None, data_dir=None) -> Splits:
 
 
 def steps_per_epoch(config: TrainConfig, n_train: int) -> int:
-    return math.ceil(n_train / config.batch_size)
+    return max(1, n_train // config.batch_size)  # full batches only (mnistlab.batches)
 
 
 def learning_rate(config: TrainConfig, lr: float, n_train: int):
@@ -115,31 +122,43 @@ def targets(config: TrainConfig, y: np.ndarray) -> np.ndarray:
     return np.eye(10, dtype="float32")[y] if config.one_hot else y
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and the backend (Keras' own helper does all three)."""
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and the backend (Keras' own helper does all three).
+
+    `deterministic` also turns on TensorFlow's op determinism (JAX on CPU is
+    deterministic already); see README, "Determinism", for what it costs.
+    """
     keras.utils.set_random_seed(seed)
+    if deterministic and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
 
 
-def make_callbacks(config: TrainConfig, run_dir: Path) -> list:
+def make_callbacks(config: TrainConfig, run_dir: Path, timer=None, resume=None) -> list:
+    """Keras' callbacks and ours, in the order they must run at each epoch's end."""
+    early = keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", mode="max", patience=config.patience,
+        restore_best_weights=True, verbose=1,
+    )
+    plateau = None
+    if config.schedule == "plateau":
+        plateau = keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=config.lr_factor, patience=config.lr_patience,
+            min_lr=config.min_lr, verbose=1,
+        )
     cbs = [
         LearningRateLogger(),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.ModelCheckpoint(
-            run_dir / runs.BEST, monitor="val_accuracy", mode="max", save_best_only=True
-        ),
-        keras.callbacks.ModelCheckpoint(run_dir / runs.LAST, save_best_only=False),
-        keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", mode="max", patience=config.patience,
-            restore_best_weights=True, verbose=1,
-        ),
-        keras.callbacks.CSVLogger(run_dir / runs.HISTORY),
+        early,
+        keras.callbacks.CSVLogger(run_dir / runs.HISTORY, append=resume is not None),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / runs.TENSORBOARD)),
     ]
-    if config.schedule == "plateau":
-        cbs.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=config.lr_factor, patience=config.lr_patience,
-            min_lr=config.min_lr, verbose=1,
-        ))
+    if plateau is not None:
+        cbs.append(plateau)
+    # Last: it saves what the others did at the end of the epoch.
+    cbs.append(RunCheckpoint(run_dir, config.to_dict(), early_stopping=early, plateau=plateau,
+                             timer=timer, resume=resume))
     return cbs
 
 
@@ -159,25 +178,36 @@ def find_lr(config: TrainConfig, splits: Splits, run_dir: Path, verbose: int = 1
     return result
 
 
-def train(config: TrainConfig, run_dir, dataset=None, data_dir=None, verbose: int = 1) -> TrainResult:
+def train(config: TrainConfig | None, run_dir, dataset=None, data_dir=None, verbose: int = 1,
+          resume: bool = False) -> TrainResult:
     """Train `config` into `run_dir`; see the module docstring for what happens.
 
     Args:
-        config: the run's `TrainConfig`.
-        run_dir: a new folder (an existing run there is refused).
+        config: the run's `TrainConfig`. When resuming: None (use the run's), or
+            a config that must equal the run's (a changed config is refused).
+        run_dir: a new folder (an existing run there is refused), or with
+            `resume=True` the folder of an interrupted run.
         dataset: a `mnistlab.data.Dataset` already loaded (else loaded per config).
         data_dir: where to find the data when `dataset` is None.
         verbose: 0 silent, 1 progress bars, 2 one line per epoch.
+        resume: continue the run in `run_dir` from its last checkpoint.
     """
-    config.validate()
-    run_dir = runs.prepare_run_dir(run_dir)
     started = time.perf_counter()
-    seed_everything(config.seed)
-    splits = prepare_data(config, dataset, data_dir)
-    saved = {"config": config.to_dict(), "seed": config.seed, **runs.environment()}
-    runs.write_json(run_dir / runs.CONFIG, saved)
+    state = None
+    if resume:
+        config, run_dir, saved, state = _open_for_resume(config, run_dir)
+        if (run_dir / runs.METRICS).exists():
+            return _finished(config, run_dir, state)
+    else:
+        config.validate()
+        run_dir = runs.prepare_run_dir(run_dir)
+    seed_everything(config.seed, config.deterministic)
+    splits = prepare_data(config, dataset, data_dir)  # bad data fails before the run folder is filled
+    if not resume:
+        saved = {"config": config.to_dict(), "seed": config.seed, **runs.environment()}
+        runs.write_json(run_dir / runs.CONFIG, saved)
 
-    lr = config.lr
+    lr = saved.get("lr_found", config.lr)
     if lr == "auto":
         finder = find_lr(config, splits, run_dir, verbose)
         lr = finder.suggestion
@@ -187,36 +217,48 @@ def train(config: TrainConfig, run_dir, dataset=None, data_dir=None, verbose: in
 
     model = build_model(config.model, **config.model_options)
     compile_model(model, config, learning_rate(config, lr, len(splits.x_train)))
+    first_epoch = 0
+    if state is not None:
+        state.restore_model(model)
+        first_epoch = state.next_epoch
+        _truncate_history(run_dir / runs.HISTORY, first_epoch)
     timer = EpochTimer()
+    callbacks = [timer, *make_callbacks(config, run_dir, timer=timer, resume=state)]
+    checkpoint = callbacks[-1]
     fit_start = time.perf_counter()
-    history = model.fit(
-        splits.x_train, targets(config, splits.y_train),
-        validation_data=(splits.x_val, targets(config, splits.y_val)),
-        epochs=config.epochs, batch_size=config.batch_size, shuffle=True,
-        callbacks=[timer, *make_callbacks(config, run_dir)], verbose=verbose,
-    )
+    if state is None or not state.meta["done"]:
+        batches = EpochBatches(splits.x_train, targets(config, splits.y_train), config.batch_size,
+                               seed=config.seed, first_epoch=first_epoch)
+        model.fit(
+            batches, steps_per_epoch=len(batches), initial_epoch=first_epoch, shuffle=False,
+            validation_data=(splits.x_val, targets(config, splits.y_val)),
+            epochs=config.epochs, callbacks=callbacks, verbose=verbose,
+        )
+    else:  # stopped after its last checkpoint, before the final evaluation
+        checkpoint.on_train_begin()
     fit_seconds = time.perf_counter() - fit_start
-    losses = history.history.get("loss", [])
-    if not losses or not np.all(np.isfinite(losses)):
+    hist = _history_columns(checkpoint.history)
+    losses = hist.get("loss", [])
+    if checkpoint.diverged_epoch is not None or not losses:
         raise MnistlabError(
-            f"training diverged in epoch {len(losses)} (the loss became NaN or infinite at "
-            f"lr={lr:g}) and was stopped; checkpoints from earlier epochs, if any, are in "
-            f"{run_dir}. Lower --lr, or use --lr auto"
+            f"training diverged in epoch {(checkpoint.diverged_epoch or 0) + 1} (the loss became NaN or infinite at "
+            f"lr={lr:g}) and was stopped; "
+            + (f"the last good checkpoint (epoch {len(losses)}) is kept in {run_dir}. " if losses else "")
+            + "Lower --lr, or use --lr auto"
         )
     best = keras.saving.load_model(run_dir / runs.BEST)
     test_loss, test_acc = best.evaluate(
         splits.x_test, targets(config, splits.y_test), batch_size=1024, verbose=0
     )
-    hist = history.history
     best_epoch = int(np.nanargmax(hist["val_accuracy"])) if hist.get("val_accuracy") else None
     metrics = {
         "test_loss": float(test_loss),
         "test_accuracy": float(test_acc),
         "best_epoch": None if best_epoch is None else best_epoch + 1,
         "best_val_accuracy": None if best_epoch is None else float(hist["val_accuracy"][best_epoch]),
-        "epochs_run": len(hist.get("loss", [])),
+        "epochs_run": len(losses),
         "learning_rate": float(lr),
-        "fit_seconds": round(fit_seconds, 3),
+        "fit_seconds": round(float(np.sum(timer.times)), 3),
         "epoch_seconds": [round(t, 3) for t in timer.times],
         "total_seconds": round(time.perf_counter() - started, 3),
         "n_train": int(len(splits.x_train)),
@@ -224,8 +266,65 @@ def train(config: TrainConfig, run_dir, dataset=None, data_dir=None, verbose: in
         "n_test": int(len(splits.x_test)),
         "backend": keras.backend.backend(),
     }
+    if state is not None:
+        metrics["resumed_at_epoch"] = first_epoch + 1
+        metrics["this_call_fit_seconds"] = round(fit_seconds, 3)
     runs.write_json(run_dir / runs.METRICS, metrics)
     from mnistlab.plots import plot_learning_curves
 
     plot_learning_curves(hist, run_dir / runs.CURVES)
-    return TrainResult(run_dir=run_dir, config=config, metrics=metrics, history=hist, model=best)
+    return TrainResult(run_dir=run_dir, config=config, metrics=metrics, history=hist, model=best,
+                       resumed_at_epoch=None if state is None else first_epoch + 1)
+
+
+def _history_columns(rows: list[dict]) -> dict:
+    """Per-epoch rows as Keras' History.history: {name: [value per epoch]}."""
+    names = [k for k in (rows[0] if rows else {}) if k != "epoch"]
+    return {k: [row.get(k, float("nan")) for row in rows] for k in names}
+
+
+def _truncate_history(path: Path, first_epoch: int) -> None:
+    """Drop history.csv rows of epochs after the checkpoint (they are trained again)."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < first_epoch]
+    with runs.atomic_path(path) as tmp:
+        tmp.write_text("".join(kept))
+
+
+def _open_for_resume(config, run_dir):
+    """The run's config, folder, config.json contents and ResumeState (None: no epoch finished)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / runs.CONFIG).is_file():
+        raise MnistlabError(
+            f"cannot resume {run_dir}: no config.json there, so it is not a mnistlab run folder"
+        )
+    saved = runs.read_json(run_dir / runs.CONFIG)
+    saved_config = TrainConfig.from_dict(saved["config"]).validate()
+    if config is not None:
+        changed = {k: (v, getattr(config, k)) for k, v in saved_config.to_dict().items()
+                   if getattr(config, k) != v}
+        if changed:
+            listing = ", ".join(f"{k}: run has {a!r}, asked {b!r}" for k, (a, b) in changed.items())
+            raise MnistlabError(
+                f"cannot resume {run_dir} with a changed config ({listing}); resume with the run's "
+                "own config (no training flags), or start a new run"
+            )
+    if not (run_dir / runs.STATE).exists():
+        return saved_config, run_dir, saved, None  # stopped before the first epoch ended: start over
+    state = ResumeState(run_dir / runs.STATE)
+    if state.meta["config"] != saved_config.to_dict():
+        raise MnistlabError(
+            f"{run_dir / runs.CONFIG} does not match the config its checkpoint was made with "
+            f"({run_dir / runs.STATE}); was config.json edited? Restore it, or start a new run"
+        )
+    return saved_config, run_dir, saved, state
+
+
+def _finished(config, run_dir, state) -> TrainResult:
+    metrics = runs.read_json(run_dir / runs.METRICS)
+    hist = _history_columns(state.meta["history"]) if state is not None else {}
+    model = keras.saving.load_model(run_dir / runs.BEST)
+    return TrainResult(run_dir=run_dir, config=config, metrics=metrics, history=hist, model=model,
+                       already_finished=True)

@@ -7,6 +7,7 @@ metrics.json and TensorBoard logs into --run-dir.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from pathlib import Path
 
@@ -23,8 +24,8 @@ def _lr(value: str):
 
 
 def add_arguments(p):
-    p.add_argument("--model", choices=MODELS, default="mlp", help="which model (default: mlp)")
-    p.add_argument("--preset", default="default", help="a named set of defaults (see README)")
+    p.add_argument("--model", choices=MODELS, default=None, help="which model (default: mlp)")
+    p.add_argument("--preset", default=None, help="a named set of defaults (see README)")
     p.add_argument("--dataset", choices=("mnist", "fashion_mnist"), default=None)
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs")
     p.add_argument("--batch-size", type=int, default=None)
@@ -36,6 +37,10 @@ def add_arguments(p):
     p.add_argument("--val-fraction", type=float, default=None, help="validation share of the training set")
     p.add_argument("--train-limit", type=int, default=None, help="use only this many training examples")
     p.add_argument("--one-hot", action="store_true", default=None, help="one-hot labels, categorical cross-entropy")
+    p.add_argument("--deterministic", action="store_true", default=None,
+                   help="bit-identical same-seed runs (TensorFlow op determinism; see README)")
+    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run exactly where its last checkpoint left it")
     arch = p.add_argument_group("architecture (defaults: see mnistlab.models)")
     arch.add_argument("--depth", type=int, default=None, help="MLP hidden layers")
     arch.add_argument("--width", type=int, default=None, help="MLP units per hidden layer")
@@ -60,36 +65,75 @@ def add_arguments(p):
 
 
 def default_backend(args):
-    return DEFAULT_BACKEND[args.model]
+    if args.resume is not None:  # the backend the run was trained on
+        from mnistlab.runs import read_json
+
+        with contextlib.suppress(Exception):  # a bad folder is reported by run()
+            return read_json(args.resume / "config.json")["backend"]
+    return DEFAULT_BACKEND[args.model or "mlp"]
 
 
 ARCH_FLAGS = ("depth", "width", "activation", "filters", "dense", "dropout", "l2", "batch_norm",
               "rotation", "zoom", "shift", "elastic", "elastic_sigma")
 
 
+TRAIN_FLAGS = ("dataset", "epochs", "batch_size", "optimizer", "lr", "schedule", "patience", "seed",
+               "val_fraction", "train_limit", "one_hot", "offline_augment", "deterministic")
+
+
 def config_from_args(args):
     from mnistlab.config import make_config
 
     options = {k: getattr(args, k) for k in ARCH_FLAGS if getattr(args, k, None) is not None}
-    return make_config(
-        args.model, args.preset, model_options=options or None, dataset=args.dataset, epochs=args.epochs,
-        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-        schedule=args.schedule, patience=args.patience, seed=args.seed,
-        val_fraction=args.val_fraction, train_limit=args.train_limit, one_hot=args.one_hot,
-        offline_augment=args.offline_augment,
-    )
+    flags = {k: getattr(args, k) for k in TRAIN_FLAGS}
+    return make_config(args.model or "mlp", args.preset or "default", model_options=options or None, **flags)
+
+
+def resume_config(args):
+    """The run's own config with the flags given on top (train() refuses any change), or None."""
+    from mnistlab.config import TrainConfig
+    from mnistlab.errors import MnistlabError
+    from mnistlab.runs import read_json
+
+    path = args.resume / "config.json"
+    if not path.is_file():
+        raise MnistlabError(f"cannot resume {args.resume}: no config.json there, so it is not a mnistlab run folder")
+    values = TrainConfig.from_dict(read_json(path)["config"]).to_dict()
+    if args.preset is not None:
+        raise MnistlabError("--preset cannot be combined with --resume: the run keeps its own config")
+    given = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
+    if args.model is not None:
+        given["model"] = args.model
+    options = {k: getattr(args, k) for k in ARCH_FLAGS if getattr(args, k, None) is not None}
+    if not given and not options:
+        return None
+    values.update(given)
+    values["model_options"] = {**values["model_options"], **options}
+    return TrainConfig.from_dict(values)
 
 
 def run(args) -> int:
-    config = config_from_args(args)  # validates before Keras is imported
-    run_dir = args.run_dir or Path("runs") / f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if args.resume is not None:
+        if args.run_dir is not None and args.run_dir != args.resume:
+            from mnistlab.errors import MnistlabError
+
+            raise MnistlabError("--resume RUN_DIR continues in RUN_DIR: leave out --run-dir")
+        config, run_dir = resume_config(args), args.resume
+    else:
+        config = config_from_args(args)  # validates before Keras is imported
+        run_dir = args.run_dir or Path("runs") / f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     from mnistlab.training import train
 
-    result = train(config, run_dir, data_dir=args.data_dir, verbose=args.verbose)
+    result = train(config, run_dir, data_dir=args.data_dir, verbose=args.verbose,
+                   resume=args.resume is not None)
     m = result.metrics
+    if result.already_finished:
+        print(f"{run_dir} had already finished: nothing to do. ", end="")
+    elif result.resumed_at_epoch is not None:
+        print(f"resumed {run_dir} at epoch {result.resumed_at_epoch}. ", end="")
     print(
         f"test accuracy {m['test_accuracy']:.4f} (loss {m['test_loss']:.4f}) | "
-        f"{config.model} on {config.dataset}, {m['backend']}, best epoch {m['best_epoch']}/{m['epochs_run']}, "
+        f"{result.config.model} on {result.config.dataset}, {m['backend']}, best epoch {m['best_epoch']}/{m['epochs_run']}, "
         f"{m['total_seconds']:.0f} s | run folder {result.run_dir} | "
         f"learning curves: tensorboard --logdir {result.run_dir / 'tensorboard'}"
     )

@@ -1,0 +1,63 @@
+"""The training data order: a reshuffle per epoch that is a pure function of (seed, epoch).
+
+Keras shuffles arrays itself, but from a random state that a checkpoint cannot
+capture (NumPy's global state on JAX, TensorFlow's op seeds on TensorFlow), so
+a resumed run would see its remaining epochs in a different order. Here epoch
+`e` always visits `permutation(seed, e)`, whether the run was interrupted or not.
+
+Batches are all full: each epoch drops `n % batch_size` examples, a different
+random few every epoch. (Keras' PyDataset fixes the batch shape on TensorFlow
+from the first batches, and one shape means JAX compiles the step once.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import keras
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order in which epoch `epoch` of a run seeded `seed` visits `n` examples."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+class EpochBatches(keras.utils.PyDataset):
+    """Full batches of (x, y) in the order `epoch_permutation(seed, epoch, len(x))`.
+
+    Pass it to `model.fit` with `steps_per_epoch=len(batches)` and
+    `initial_epoch=first_epoch`. It is endless on purpose: Keras then keeps one
+    iterator across epochs and batch `i` of the fit call belongs to epoch
+    `first_epoch + i // steps`, however far ahead TensorFlow prefetches.
+
+    Args:
+        x, y: training arrays (y may be integer labels or one-hot rows).
+        batch_size: examples per batch (at most len(x)).
+        seed: the run's seed.
+        first_epoch: the epoch the fit call starts at (0, or where a resume begins).
+    """
+
+    def __init__(self, x, y, batch_size: int, seed: int, first_epoch: int = 0):
+        super().__init__(workers=1, use_multiprocessing=False)
+        if not 0 < batch_size <= len(x):
+            raise ValueError(f"batch_size must be in [1, {len(x)}], got {batch_size}")
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.seed, self.first_epoch = seed, first_epoch
+        self.steps = len(x) // batch_size
+        self._epoch, self._order = None, None
+
+    def __len__(self) -> int:
+        return self.steps
+
+    @property
+    def num_batches(self):
+        return None  # endless; see the class docstring
+
+    def indices(self, epoch: int, step: int) -> np.ndarray:
+        if epoch != self._epoch:
+            self._epoch, self._order = epoch, epoch_permutation(self.seed, epoch, len(self.x))
+        return self._order[step * self.batch_size : (step + 1) * self.batch_size]
+
+    def __getitem__(self, i):
+        epoch, step = divmod(int(i), self.steps)
+        idx = np.sort(self.indices(self.first_epoch + epoch, step))  # sorted: faster gathers, same batch
+        return self.x[idx], self.y[idx]

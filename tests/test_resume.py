@@ -1,0 +1,219 @@
+"""Never lose a run: exact resume, atomic checkpoints, fault injection with SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import cli_env
+from mnistlab import data
+from mnistlab.config import make_config
+from mnistlab.errors import MnistlabError
+from mnistlab.training import train
+
+SMALL = {"depth": 2, "width": 32}
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_mnist_dir):
+    return data.load_folder(tiny_mnist_dir, verify=False)
+
+
+def weights(run_dir, name="last.keras"):
+    return keras.saving.load_model(Path(run_dir) / name).get_weights()
+
+
+def same_weights(a, b):
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def config(**kw):
+    # plateau with patience 1 and early stopping with patience 2 so both have state to carry
+    return make_config("mlp", **{"epochs": 6, "batch_size": 32, "model_options": SMALL,
+                                 "lr_patience": 1, "patience": 3, "seed": 3, **kw})
+
+
+class StopAfter(keras.callbacks.Callback):
+    """Simulates a crash: raises after epoch `n` has been checkpointed."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.n:
+            raise KeyboardInterrupt
+
+
+def test_resume_in_process_is_bit_identical(tiny, tmp_path, monkeypatch):
+    full = train(config(), tmp_path / "full", dataset=tiny, verbose=0)
+    # interrupt a second run after epoch 3 by wrapping make_callbacks
+    import mnistlab.training as tr
+
+    real = tr.make_callbacks
+    monkeypatch.setattr(tr, "make_callbacks", lambda *a, **k: [*real(*a, **k), StopAfter(3)])
+    with pytest.raises(KeyboardInterrupt):
+        train(config(), tmp_path / "cut", dataset=tiny, verbose=0)
+    monkeypatch.setattr(tr, "make_callbacks", real)
+    assert not (tmp_path / "cut" / "metrics.json").exists()
+    resumed = train(None, tmp_path / "cut", dataset=tiny, verbose=0, resume=True)
+    assert resumed.resumed_at_epoch == 4
+    assert same_weights(weights(tmp_path / "full"), weights(tmp_path / "cut"))
+    assert same_weights(weights(tmp_path / "full", "best.keras"), weights(tmp_path / "cut", "best.keras"))
+    assert resumed.history == full.history  # incl. learning_rate: the plateau state carried over
+    assert resumed.metrics["test_accuracy"] == full.metrics["test_accuracy"]
+    csv_full = (tmp_path / "full" / "history.csv").read_text()
+    assert (tmp_path / "cut" / "history.csv").read_text() == csv_full  # appended, not restarted
+    # resuming a finished run does nothing
+    again = train(None, tmp_path / "cut", dataset=tiny, verbose=0, resume=True)
+    assert again.already_finished and again.metrics == json.loads((tmp_path / "cut" / "metrics.json").read_text())
+
+
+def test_resume_refuses_changes_and_corruption(tiny, tmp_path):
+    run = tmp_path / "run"
+    train(config(epochs=2), run, dataset=tiny, verbose=0)
+    (run / "metrics.json").unlink()  # pretend it was interrupted after its last epoch
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(MnistlabError, match=r"changed config \(model_options"):
+        train(config(epochs=2, model_options={"depth": 3, "width": 32}), run, dataset=tiny, verbose=0,
+              resume=True)
+    state = run / "state.npz"
+    state.write_bytes(state.read_bytes()[:1000])  # truncated, as a disk could leave it
+    with pytest.raises(MnistlabError, match="is corrupt or unreadable"):
+        train(None, run, dataset=tiny, verbose=0, resume=True)
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert {k: v for k, v in after.items() if k != "state.npz"} == {
+        k: v for k, v in before.items() if k != "state.npz"}, "nothing of the old run may be destroyed"
+    with pytest.raises(MnistlabError, match="not a mnistlab run folder"):
+        train(None, tmp_path / "nothing", dataset=tiny, verbose=0, resume=True)
+
+
+def test_divergence_keeps_the_last_good_checkpoint(tiny, tmp_path):
+    import mnistlab.training as tr
+
+    run = tmp_path / "div"
+    cfg = config(epochs=4, lr=1e-3, optimizer="sgd")
+    original = tr.EpochBatches
+
+    class Poisoned(original):  # epoch 3's batches hold an infinite pixel: the loss turns NaN
+        def __getitem__(self, i):
+            x, y = super().__getitem__(i)
+            if i // self.steps == 2:
+                x = x.copy()
+                x[0, 0, 0] = np.inf
+            return x, y
+
+    tr.EpochBatches = Poisoned
+    try:
+        with pytest.raises(MnistlabError, match=r"diverged in epoch 3.*last good checkpoint \(epoch 2\)"):
+            train(cfg, run, dataset=tiny, verbose=0)
+    finally:
+        tr.EpochBatches = original
+    state = json.loads(np.load(run / "state.npz")["meta"].tobytes())
+    assert state["epoch"] == 1
+    assert all(np.isfinite(w).all() for w in weights(run))
+
+
+def test_checkpoint_write_failure_is_clear(tiny, tmp_path, monkeypatch):
+    import mnistlab.checkpoints as ck
+
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ck.np, "savez", full_disk)
+    with pytest.raises(MnistlabError, match="No space left on device.*previous checkpoint is kept"):
+        train(config(epochs=1), tmp_path / "full", dataset=tiny, verbose=0)
+    assert not [p for p in (tmp_path / "full").iterdir() if p.name.endswith(".tmp.npz")]
+
+
+# ------------------------------------------------------------ SIGKILL, for real
+
+def _train_cmd(run, data_dir, extra=()):
+    return [sys.executable, "-m", "mnistlab", "train", "--model", "mlp", "--depth", "2", "--width", "64",
+            "--epochs", "8", "--batch-size", "32", "--seed", "5", "--data-dir", str(data_dir),
+            "--run-dir", str(run), "--verbose", "0", "--deterministic", *extra]
+
+
+def _kill_when(proc, run, moment):
+    """SIGKILL `proc` at `moment`: 'write' (a checkpoint's temporary file exists) or a time in s."""
+    start = time.monotonic()
+    while proc.poll() is None:
+        if moment == "write":
+            names = os.listdir(run) if run.exists() else []
+            if any(".tmp.keras" in n or ".tmp.npz" in n for n in names):
+                proc.send_signal(signal.SIGKILL)
+                return True
+        elif time.monotonic() - start >= moment:
+            proc.send_signal(signal.SIGKILL)
+            return True
+        time.sleep(0.0005)
+    return False
+
+
+def kill_and_resume(run, data_dir, moments, env):
+    """Start the run, SIGKILL it at each moment in turn (resuming in between), then finish it."""
+    proc = subprocess.Popen(_train_cmd(run, data_dir), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    kills = 0
+    for moment in moments:
+        if _kill_when(proc, run, moment):
+            proc.wait()
+            kills += 1
+        else:
+            break  # it finished first
+        cmd = [sys.executable, "-m", "mnistlab", "train", "--resume", str(run), "--data-dir", str(data_dir),
+               "--verbose", "0"]
+        if not (run / "config.json").exists():  # killed before the run folder was set up: start again
+            cmd = _train_cmd(run, data_dir)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    return kills
+
+
+def test_sigkill_at_random_moments_then_resume_is_bit_identical(tiny_mnist_dir, tmp_path):
+    env = cli_env(MNISTLAB_SKIP_MD5=1)
+    ref = tmp_path / "ref"
+    done = subprocess.run(_train_cmd(ref, tiny_mnist_dir), env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    rng = np.random.default_rng(int(time.time()))
+    # start-up is several seconds; kills land in start-up, in epochs, and during a checkpoint write
+    moments = ["write", float(rng.uniform(1, 8)), "write", float(rng.uniform(2, 10))]
+    kills = kill_and_resume(tmp_path / "cut", tiny_mnist_dir, moments, env)
+    assert kills >= 2
+    assert same_weights(weights(ref), weights(tmp_path / "cut"))
+    assert same_weights(weights(ref, "best.keras"), weights(tmp_path / "cut", "best.keras"))
+    ref_m = json.loads((ref / "metrics.json").read_text())
+    cut_m = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    assert cut_m["test_accuracy"] == ref_m["test_accuracy"] and cut_m["epochs_run"] == ref_m["epochs_run"]
+    assert (tmp_path / "cut" / "history.csv").read_text() == (ref / "history.csv").read_text()
+
+
+def test_cli_resume_errors_exit_2(tiny_mnist_dir, tmp_path):
+    env = cli_env(MNISTLAB_SKIP_MD5=1)
+    run = tmp_path / "run"
+    assert subprocess.run(_train_cmd(run, tiny_mnist_dir, ["--epochs", "1"]), env=env,
+                          capture_output=True, timeout=600).returncode == 0
+    cases = [
+        (["--resume", tmp_path / "nope"], "not a mnistlab run folder"),
+        (["--resume", run, "--width", "128"], "changed config"),
+        (["--resume", run, "--preset", "fast"], "--preset cannot be combined"),
+    ]
+    for args, message in cases:
+        proc = subprocess.run([sys.executable, "-m", "mnistlab", "train", *map(str, args),
+                               "--data-dir", str(tiny_mnist_dir)], env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
+    proc = subprocess.run([sys.executable, "-m", "mnistlab", "train", "--resume", str(run),
+                           "--data-dir", str(tiny_mnist_dir)], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and "had already finished: nothing to do" in proc.stdout, proc.stderr
