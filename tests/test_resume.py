@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import keras
@@ -137,72 +134,30 @@ def test_checkpoint_write_failure_is_clear(tiny, tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------ SIGKILL, for real
+# The kill-and-resume machinery is benchmarks/fault_resume.py's (which repeats it 10 times).
 
-def _train_cmd(run, data_dir, extra=()):
-    return [sys.executable, "-m", "mnistlab", "train", "--model", "mlp", "--depth", "2", "--width", "64",
-            "--epochs", "8", "--batch-size", "32", "--seed", "5", "--data-dir", str(data_dir),
-            "--run-dir", str(run), "--verbose", "0", "--deterministic", *extra]
-
-
-def _kill_when(proc, run, moment):
-    """SIGKILL `proc` at `moment`: 'write' (a checkpoint's temporary file exists) or a time in s."""
-    start = time.monotonic()
-    while proc.poll() is None:
-        if moment == "write":
-            names = os.listdir(run) if run.exists() else []
-            if any(".tmp.keras" in n or ".tmp.npz" in n for n in names):
-                proc.send_signal(signal.SIGKILL)
-                return True
-        elif time.monotonic() - start >= moment:
-            proc.send_signal(signal.SIGKILL)
-            return True
-        time.sleep(0.0005)
-    return False
-
-
-def kill_and_resume(run, data_dir, moments, env):
-    """Start the run, SIGKILL it at each moment in turn (resuming in between), then finish it."""
-    proc = subprocess.Popen(_train_cmd(run, data_dir), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    kills = 0
-    for moment in moments:
-        if _kill_when(proc, run, moment):
-            proc.wait()
-            kills += 1
-        else:
-            break  # it finished first
-        cmd = [sys.executable, "-m", "mnistlab", "train", "--resume", str(run), "--data-dir", str(data_dir),
-               "--verbose", "0"]
-        if not (run / "config.json").exists():  # killed before the run folder was set up: start again
-            cmd = _train_cmd(run, data_dir)
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err
-    return kills
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import fault_resume  # noqa: E402
 
 
 def test_sigkill_at_random_moments_then_resume_is_bit_identical(tiny_mnist_dir, tmp_path):
     env = cli_env(MNISTLAB_SKIP_MD5=1)
     ref = tmp_path / "ref"
-    done = subprocess.run(_train_cmd(ref, tiny_mnist_dir), env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(fault_resume.train_cmd(ref, tiny_mnist_dir), env=env, capture_output=True,
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     rng = np.random.default_rng(int(time.time()))
     # start-up is several seconds; kills land in start-up, in epochs, and during a checkpoint write
     moments = ["write", float(rng.uniform(1, 8)), "write", float(rng.uniform(2, 10))]
-    kills = kill_and_resume(tmp_path / "cut", tiny_mnist_dir, moments, env)
-    assert kills >= 2
-    assert same_weights(weights(ref), weights(tmp_path / "cut"))
-    assert same_weights(weights(ref, "best.keras"), weights(tmp_path / "cut", "best.keras"))
-    ref_m = json.loads((ref / "metrics.json").read_text())
-    cut_m = json.loads((tmp_path / "cut" / "metrics.json").read_text())
-    assert cut_m["test_accuracy"] == ref_m["test_accuracy"] and cut_m["epochs_run"] == ref_m["epochs_run"]
-    assert (tmp_path / "cut" / "history.csv").read_text() == (ref / "history.csv").read_text()
+    kills = fault_resume.kill_and_resume(tmp_path / "cut", tiny_mnist_dir, moments, env)
+    assert len(kills) >= 2 and "write" in kills, kills
+    assert fault_resume.differences(ref, tmp_path / "cut") == []
 
 
 def test_cli_resume_errors_exit_2(tiny_mnist_dir, tmp_path):
     env = cli_env(MNISTLAB_SKIP_MD5=1)
     run = tmp_path / "run"
-    assert subprocess.run(_train_cmd(run, tiny_mnist_dir, ["--epochs", "1"]), env=env,
+    assert subprocess.run(fault_resume.train_cmd(run, tiny_mnist_dir, 1), env=env,
                           capture_output=True, timeout=600).returncode == 0
     cases = [
         (["--resume", tmp_path / "nope"], "not a mnistlab run folder"),
