@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,24 @@ def test_real_mnist_short_run(mnist_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["n_test"] == 10000 and metrics["test_accuracy"] > 0.9, metrics
+
+
+def test_fashion_mnist_end_to_end(tmp_path):
+    """Real Fashion-MNIST from Debian's package: train a small CNN, evaluate, ensemble."""
+    from mnistlab.data import spec
+
+    folders = [Path(d) for d in spec("fashion_mnist").system_dirs if (Path(d) / "t10k-labels-idx1-ubyte.gz").is_file()]
+    if not folders:
+        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    run = tmp_path / "fashion"
+    proc = mnistlab("train", "--dataset", "fashion_mnist", "--model", "cnn", "--filters", "8", "16",
+                    "--dense", "32", "--epochs", "2", "--train-limit", "4000", "--rotation", "0", "--zoom", "0",
+                    "--shift", "0", "--batch-size", "64", "--run-dir", run, "--verbose", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert "cnn on fashion_mnist" in proc.stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n_test"] == 10000 and metrics["test_accuracy"] > 0.5  # 10 classes: chance is 0.1
+    proc = mnistlab("evaluate", run, "--no-tensorboard")
+    assert proc.returncode == 0, proc.stderr
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert evaluation["class_names"][0] == "T-shirt/top" and evaluation["dataset"] == "fashion_mnist"

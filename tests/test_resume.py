@@ -121,16 +121,27 @@ def test_divergence_keeps_the_last_good_checkpoint(tiny, tmp_path):
     assert all(np.isfinite(w).all() for w in weights(run))
 
 
-def test_checkpoint_write_failure_is_clear(tiny, tmp_path, monkeypatch):
+def test_full_disk_keeps_the_previous_checkpoint_and_resumes(tiny, tmp_path, monkeypatch):
     import mnistlab.checkpoints as ck
 
-    def full_disk(*a, **k):
-        raise OSError(28, "No space left on device")
+    real_savez, calls = ck.np.savez, []
 
-    monkeypatch.setattr(ck.np, "savez", full_disk)
+    def savez_then_full(*a, **k):  # the first checkpoint is written, then the disk is full
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError(28, "No space left on device")
+        return real_savez(*a, **k)
+
+    monkeypatch.setattr(ck.np, "savez", savez_then_full)
+    run = tmp_path / "full"
     with pytest.raises(MnistlabError, match="No space left on device.*previous checkpoint is kept"):
-        train(config(epochs=1), tmp_path / "full", dataset=tiny, verbose=0)
-    assert not [p for p in (tmp_path / "full").iterdir() if p.name.endswith(".tmp.npz")]
+        train(config(epochs=3), run, dataset=tiny, verbose=0)
+    assert not [p for p in run.iterdir() if ".tmp" in p.name], "no temporary file left behind"
+    monkeypatch.setattr(ck.np, "savez", real_savez)  # space freed
+    resumed = train(None, run, dataset=tiny, verbose=0, resume=True)
+    assert resumed.resumed_at_epoch == 2
+    full = train(config(epochs=3), tmp_path / "ref", dataset=tiny, verbose=0)
+    assert same_weights(weights(run), weights(tmp_path / "ref")) and resumed.history == full.history
 
 
 # ------------------------------------------------------------ SIGKILL, for real

@@ -52,9 +52,17 @@ def _unplain(value):
     return float(value) if isinstance(value, str) else value
 
 
-def _save_model(model, path: Path) -> None:
-    with runs.atomic_path(path) as tmp:
-        model.save(tmp)
+def _write(path: Path, write) -> None:
+    """`write(tmp)` then rename onto `path`; a failed write names the file and keeps the old one."""
+    try:
+        with runs.atomic_path(path) as tmp:
+            write(tmp)
+    except OSError as e:
+        raise MnistlabError(
+            f"cannot write checkpoint {path} ({e.strerror or e}): is the disk full or the folder "
+            f"read-only? The previous checkpoint is kept; fix that and continue with "
+            f"`mnistlab train --resume {path.parent}`"
+        ) from None
 
 
 class RunCheckpoint(keras.callbacks.Callback):
@@ -116,8 +124,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         value = logs.get(self.monitor)
         if value is not None and (self.best is None or float(value) > self.best):
             self.best = float(value)
-            _save_model(self.model, self.run_dir / runs.BEST)
-        _save_model(self.model, self.run_dir / runs.LAST)
+            _write(self.run_dir / runs.BEST, self.model.save)
+        _write(self.run_dir / runs.LAST, self.model.save)
         self.save_state(epoch)
 
     def save_state(self, epoch: int) -> None:
@@ -143,16 +151,12 @@ class RunCheckpoint(keras.callbacks.Callback):
         if self.plateau is not None:
             meta["plateau"] = {name: _plain(getattr(self.plateau, name)) for name in PLATEAU_FIELDS}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        try:
-            with runs.atomic_path(self.run_dir / runs.STATE) as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez(f, **arrays)
-        except OSError as e:
-            raise MnistlabError(
-                f"cannot write checkpoint {self.run_dir / runs.STATE} ({e.strerror or e}): is the disk "
-                f"full or the folder read-only? The previous checkpoint is kept; free space and "
-                f"continue with `mnistlab train --resume {self.run_dir}`"
-            ) from None
+
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+
+        _write(self.run_dir / runs.STATE, write)
 
 
 class ResumeState:
