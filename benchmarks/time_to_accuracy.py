@@ -1,0 +1,179 @@
+"""Time to accuracy: our `--preset fast` against the textbook and Keras-docs peers, same machine, same run.
+
+    python benchmarks/time_to_accuracy.py [--seeds 0 1 2] [--workloads mlp98 cnn99 cnn995]
+
+Workloads (bar = final TEST accuracy that every seed must reach):
+
+    mlp98   >= 98.0%  the textbook MLP (Geron, ch. 10 exercise 10: Flatten-300-100-10,
+                      SGD lr 0.3, batch 32, 55k/5k split, EarlyStopping(patience 20) on
+                      val_loss, best checkpoint, up to 100 epochs) vs `--model mlp --preset fast`
+    cnn99   >= 99.0%  the Keras-docs convnet (keras.io/examples/vision/mnist_convnet:
+                      Conv32-pool-Conv64-pool-dropout-dense, Adam, batch 128, 15 epochs,
+                      validation_split 0.1) vs `--model cnn --preset fast --epochs 1`
+    cnn995  >= 99.5%  `--model cnn --preset fast` (no peer reaches it)
+
+Each (config, seed) trains in its own subprocess on its backend. "train s" is
+the wall time of training (model.fit plus our final best-checkpoint choice,
+compilation included); "to val bar" is when validation accuracy first reached
+the bar (the peers' own stopping rules run on after that). Ratio = peer's
+mean train s / ours. Results are appended to benchmarks/out/time_to_accuracy.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "out"
+
+CHILD = r"""
+import json, os, sys, time, tempfile
+import numpy as np
+kind, seed, data_dir, max_epochs, bar = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None, int(sys.argv[4]), float(sys.argv[5])
+extra = json.loads(sys.argv[6])
+import keras
+from mnistlab import data
+
+class Clock(keras.callbacks.Callback):
+    # epoch-end times and validation accuracy, to find when the bar was first reached
+    def on_train_begin(self, logs=None):
+        self.t0, self.marks = time.perf_counter(), []
+    def on_epoch_end(self, epoch, logs=None):
+        self.marks.append((time.perf_counter() - self.t0, float((logs or {}).get("val_accuracy", 0))))
+
+def first_at_bar(marks):
+    return next((t for t, acc in marks if acc >= bar), None)
+
+ds = data.load("mnist", data_dir=data_dir)
+keras.utils.set_random_seed(seed)
+if kind == "textbook_mlp":
+    x, y = ds.x_train / 255.0, ds.y_train
+    n_val = 5000 if len(x) > 20000 else len(x) // 10  # small smoke-test data: a tenth
+    x_val, x_tr, y_val, y_tr = x[:n_val], x[n_val:], y[:n_val], y[n_val:]
+    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(),
+                              keras.layers.Dense(300, activation="relu"),
+                              keras.layers.Dense(100, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=keras.optimizers.SGD(learning_rate=0.3),
+                  metrics=["accuracy"])
+    path = os.path.join(tempfile.mkdtemp(), "best.keras")
+    clock = Clock()
+    t0 = time.perf_counter()
+    model.fit(x_tr, y_tr, epochs=min(100, max_epochs), validation_data=(x_val, y_val), verbose=0,
+              callbacks=[clock, keras.callbacks.ModelCheckpoint(path, save_best_only=True),
+                         keras.callbacks.EarlyStopping(patience=20)])
+    model = keras.saving.load_model(path)
+    train_s = time.perf_counter() - t0
+    acc = model.evaluate(ds.x_test / 255.0, ds.y_test, verbose=0)[1]
+    out = {"train_s": train_s, "test_accuracy": acc, "to_val_bar_s": first_at_bar(clock.marks),
+           "epochs": len(clock.marks)}
+elif kind == "keras_docs_convnet":
+    x = (ds.x_train.astype("float32") / 255.0)[..., None]
+    y = keras.utils.to_categorical(ds.y_train, 10)
+    model = keras.Sequential([keras.Input((28, 28, 1)),
+                              keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+                              keras.layers.MaxPooling2D(pool_size=(2, 2)),
+                              keras.layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+                              keras.layers.MaxPooling2D(pool_size=(2, 2)),
+                              keras.layers.Flatten(), keras.layers.Dropout(0.5),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    clock = Clock()
+    t0 = time.perf_counter()
+    model.fit(x, y, batch_size=128, epochs=min(15, max_epochs), validation_split=0.1, verbose=0, callbacks=[clock])
+    train_s = time.perf_counter() - t0
+    acc = model.evaluate((ds.x_test.astype("float32") / 255.0)[..., None],
+                         keras.utils.to_categorical(ds.y_test, 10), verbose=0)[1]
+    out = {"train_s": train_s, "test_accuracy": acc, "to_val_bar_s": first_at_bar(clock.marks),
+           "epochs": len(clock.marks)}
+else:  # ours: "mlp" or "cnn" with a preset
+    from mnistlab.config import make_config
+    from mnistlab.training import train
+    overrides = {k: v for k, v in extra.items() if k != "preset"}
+    if max_epochs < 1000:
+        overrides["epochs"] = min(overrides.get("epochs", max_epochs), max_epochs)
+    config = make_config(kind, extra.get("preset", "fast"), seed=seed, **overrides)
+    result = train(config, tempfile.mkdtemp() + "/run", dataset=ds, verbose=0)
+    m = result.metrics
+    marks = list(zip(np.cumsum(m["epoch_seconds"]).tolist(), result.history.get("val_accuracy", [])))
+    out = {"train_s": m["fit_seconds"], "test_accuracy": m["test_accuracy"], "epochs": m["epochs_run"],
+           "first_epoch_s": m["epoch_seconds"][0], "to_val_bar_s": first_at_bar(marks)}
+print("RESULT " + json.dumps(out))
+"""
+
+WORKLOADS = {
+    "mlp98": (0.98, [
+        ("textbook MLP (peer)", "textbook_mlp", "tensorflow", {}),
+        ("textbook MLP (peer)", "textbook_mlp", "jax", {}),
+        ("mnistlab --model mlp --preset fast", "mlp", "jax", {"preset": "fast"}),
+    ]),
+    "cnn99": (0.99, [
+        ("Keras-docs convnet (peer)", "keras_docs_convnet", "tensorflow", {}),
+        ("mnistlab --model cnn --preset fast --epochs 1", "cnn", "tensorflow", {"preset": "fast", "epochs": 1}),
+    ]),
+    "cnn995": (0.995, [
+        ("mnistlab --model cnn --preset fast", "cnn", "tensorflow", {"preset": "fast"}),
+    ]),
+}
+
+
+def run_child(kind, backend, seed, data_dir, max_epochs, bar, extra):
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-c", CHILD, kind, str(seed), data_dir or "", str(max_epochs),
+                           str(bar), json.dumps(extra)], capture_output=True, text=True, env=env)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"{kind} on {backend}, seed {seed} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--data-dir", default=os.environ.get("MNISTLAB_DATA_DIR"))
+    p.add_argument("--max-epochs", type=int, default=10**6, help="cap every config's epochs (smoke tests)")
+    p.add_argument("--only", default=None, help="run only configs whose label contains this text")
+    p.add_argument("--out", type=Path, default=OUT / "time_to_accuracy.jsonl", help="results appended here")
+    args = p.parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    from mnistlab.config import PRESETS
+    print(f"{platform.node()}, {os.cpu_count()} cores, seeds {args.seeds}\n")
+    print("| workload | config | backend | test acc per seed | all >= bar | mean train s | mean s to val bar | peer / ours |")
+    print("|---|---|---|---|---|---|---|---|")
+    for workload in args.workloads:
+        bar, configs = WORKLOADS[workload]
+        ours_s = None
+        rows = []
+        for label, kind, backend, extra in configs:
+            if args.only and args.only not in label:
+                continue
+            if "preset" in extra and (kind, extra["preset"]) not in PRESETS:
+                print(f"(skipped {label}: no such preset)", file=sys.stderr)
+                continue
+            results = [run_child(kind, backend, s, args.data_dir, args.max_epochs, bar, extra) for s in args.seeds]
+            with open(args.out, "a") as f:
+                for seed, r in zip(args.seeds, results):
+                    f.write(json.dumps({"workload": workload, "config": label, "backend": backend,
+                                        "seed": seed, **r}) + "\n")
+            mean_s = sum(r["train_s"] for r in results) / len(results)
+            to_bar = [r["to_val_bar_s"] for r in results]
+            rows.append((label, backend, results, mean_s, to_bar))
+            if not label.endswith("(peer)"):
+                ours_s = mean_s
+        for label, backend, results, mean_s, to_bar in rows:
+            accs = " / ".join(f"{r['test_accuracy']:.4f}" for r in results)
+            ok = "yes" if min(r["test_accuracy"] for r in results) >= bar else "no"
+            bar_s = ("-" if None in to_bar else f"{sum(to_bar) / len(to_bar):.1f}")
+            ratio = f"{mean_s / ours_s:.1f}x" if label.endswith("(peer)") and ours_s else ""
+            print(f"| {workload} (>= {bar:.1%}) | {label} | {backend} | {accs} | {ok} | {mean_s:.1f} | {bar_s} | {ratio} |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The benchmark scripts keep working: each runs on tiny data or a few steps and prints its table.
+
+No timing is asserted here (timings live in BENCHMARKS.md); these only check
+that the scripts run end to end and print the columns BENCHMARKS.md quotes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+
+from conftest import cli_env
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+BACKEND = keras.backend.backend()
+
+
+def bench(script, *args, **env):
+    proc = subprocess.run([sys.executable, str(BENCH / script), *map(str, args)], capture_output=True,
+                          text=True, env=cli_env(**env), timeout=900, cwd=BENCH.parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def table_rows(out, header_start):
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    return [line for line in lines[start + 2:] if line.startswith("|")]
+
+
+def test_time_to_accuracy(tiny_mnist_dir, tmp_path):
+    out = bench("time_to_accuracy.py", "--workloads", "mlp98", "cnn99", "--seeds", "0", "--max-epochs", "1",
+                "--data-dir", tiny_mnist_dir, "--out", tmp_path / "t.jsonl", MNISTLAB_SKIP_MD5=1)
+    header = "| workload | config | backend | test acc per seed | all >= bar | mean train s |"
+    assert header in out
+    rows = table_rows(out, "| workload |")
+    assert any("textbook MLP (peer)" in r for r in rows) and any("Keras-docs convnet (peer)" in r for r in rows)
+    saved = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert {r["config"] for r in saved} >= {"textbook MLP (peer)", "Keras-docs convnet (peer)"}
+    assert all(0 <= r["test_accuracy"] <= 1 and r["train_s"] > 0 for r in saved)
+
+
+def test_throughput_and_augmentation_and_determinism_tables():
+    out = bench("throughput.py", "--models", "mlp", "--presets", "default", "--steps", "3")
+    assert "| mlp | default |" in out and "share of limit" in out
+    out = bench("augment_overhead.py", "--models", "mlp", "--steps", "3", "--repeats", "1")
+    assert all(f"| {name} |" in out for name in ("none", "default", "default + elastic"))
+    out = bench("determinism_cost.py", "--models", "mlp", "--backends", BACKEND, "--steps", "3")
+    rows = table_rows(out, "| model |")
+    assert len(rows) == 2 and all(r.endswith("| yes |") for r in rows), rows  # same seed: bit-identical
+
+
+def test_lr_find_speed(tiny_mnist_dir):
+    out = bench("lr_find_speed.py", "--data-dir", tiny_mnist_dir, "--backend", BACKEND, "--steps", "10",
+                "--repeats", "1", "--train", "500", MNISTLAB_SKIP_MD5=1)
+    assert "|" in out
