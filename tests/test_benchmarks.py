@@ -12,11 +12,17 @@ import sys
 from pathlib import Path
 
 import keras
+import pytest
 
 from conftest import cli_env
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 BACKEND = keras.backend.backend()
+
+# The scripts start their own processes on the backends they measure, so one pass
+# (CI runs the suite once per backend) is enough.
+pytestmark = pytest.mark.skipif(BACKEND != "tensorflow", reason="benchmark scripts pick their own "
+                                "backends; checked in the TensorFlow pass")
 
 
 def bench(script, *args, **env):
