@@ -71,6 +71,12 @@ def test_resume_in_process_is_bit_identical(tiny, tmp_path, monkeypatch):
     assert resumed.metrics["test_accuracy"] == full.metrics["test_accuracy"]
     csv_full = (tmp_path / "full" / "history.csv").read_text()
     assert (tmp_path / "cut" / "history.csv").read_text() == csv_full  # appended, not restarted
+    # TensorBoard continues at the right step: epochs 0-5 once each, across the two event files
+    from tensorflow.python.summary.summary_iterator import summary_iterator
+
+    steps = sorted(e.step for f in (tmp_path / "cut" / "tensorboard" / "validation").glob("events*")
+                   for e in summary_iterator(str(f)) for v in e.summary.value if v.tag == "epoch_accuracy")
+    assert steps == list(range(6))
     # resuming a finished run does nothing
     again = train(None, tmp_path / "cut", dataset=tiny, verbose=0, resume=True)
     assert again.already_finished and again.metrics == json.loads((tmp_path / "cut" / "metrics.json").read_text())
