@@ -22,7 +22,7 @@ BACKENDS = ("tensorflow", "jax")
 MODEL_OPTIONS = {
     "mlp": ("depth", "width", "activation", "batch_norm", "dropout", "l2", "initializer",
             "rotation", "zoom", "shift", "elastic", "elastic_sigma"),
-    "cnn": ("filters", "dense", "batch_norm", "dropout", "l2", "initializer",
+    "cnn": ("filters", "convs", "dense", "batch_norm", "dropout", "l2", "initializer",
             "rotation", "zoom", "shift", "elastic", "elastic_sigma"),
 }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from mnistlab.batchnorm import BatchNormalization
 from mnistlab.augment import RandomAffine
 from mnistlab.errors import MnistlabError
 from mnistlab.schedules import OneCycle  # noqa: F401  (registered for load_model)
@@ -28,7 +29,7 @@ MLP_DEFAULTS = dict(
 # The CNN's width: (16, 32, 64) trains 3.5x faster than (32, 64, 128) on 2 cores (31 vs 108 s
 # per epoch, TensorFlow) and reached 99.60% test with ReduceLROnPlateau in 17 epochs (BENCHMARKS.md).
 CNN_DEFAULTS = dict(
-    filters=(16, 32, 64), dense=256, batch_norm=True, dropout=0.25, l2=1e-4,
+    filters=(16, 32, 64), convs=2, dense=256, batch_norm=True, dropout=0.25, l2=1e-4,
     initializer="he_normal", rotation=10.0, zoom=0.1, shift=0.1, elastic=0.0, elastic_sigma=4.0,
 )
 
@@ -102,7 +103,7 @@ def build_mlp(
             use_bias=not batch_norm, name=f"dense_{i}",
         )(x)
         if batch_norm:
-            x = layers.BatchNormalization(name=f"bn_{i}")(x)
+            x = BatchNormalization(name=f"bn_{i}")(x)
         x = layers.Activation(activation, name=f"act_{i}")(x)
         if dropout:
             x = layers.Dropout(dropout, name=f"dropout_{i}")(x)
@@ -112,6 +113,7 @@ def build_mlp(
 
 def build_cnn(
     filters=CNN_DEFAULTS["filters"],
+    convs: int = CNN_DEFAULTS["convs"],
     dense: int = CNN_DEFAULTS["dense"],
     batch_norm: bool = CNN_DEFAULTS["batch_norm"],
     dropout: float = CNN_DEFAULTS["dropout"],
@@ -124,10 +126,11 @@ def build_cnn(
     elastic_sigma: float = CNN_DEFAULTS["elastic_sigma"],
     num_classes: int = 10,
 ) -> keras.Model:
-    """A CNN: per entry of `filters`, two 3x3 convolutions, max-pooling and dropout.
+    """A CNN: per entry of `filters`, `convs` 3x3 convolutions, max-pooling and dropout.
 
     Args:
         filters: channels per block, e.g. (32, 64, 128).
+        convs: 3x3 convolutions per block (2 as in VGG; 1 is ~2x cheaper).
         dense: units of the dense layer before the output (0 for none).
         batch_norm: batch normalisation after each convolution.
         dropout: dropout rate after each block and the dense layer.
@@ -141,19 +144,21 @@ def build_cnn(
     """
     if not filters or min(filters) < 1:
         raise MnistlabError(f"CNN needs at least one block of positive filters, got {filters}")
+    if not isinstance(convs, int) or convs < 1:
+        raise MnistlabError(f"convs (convolutions per block) must be a whole number >= 1, got {convs}")
     if not 0 <= dropout < 1:
         raise MnistlabError(f"dropout must be in [0, 1), got {dropout}")
     reg = _regularizer(l2)
     inputs, x = _input_block(rotation, zoom, shift, elastic, elastic_sigma)
     x = layers.Reshape((28, 28, 1))(x)
     for b, f in enumerate(filters):
-        for c in range(2):
+        for c in range(convs):
             x = layers.Conv2D(
                 f, 3, padding="same", kernel_initializer=initializer, kernel_regularizer=reg,
                 use_bias=not batch_norm, name=f"conv_{b}_{c}",
             )(x)
             if batch_norm:
-                x = layers.BatchNormalization(name=f"bn_{b}_{c}")(x)
+                x = BatchNormalization(name=f"bn_{b}_{c}")(x)
             x = layers.Activation("relu")(x)
         x = layers.MaxPooling2D(name=f"pool_{b}")(x)
         if dropout:
@@ -163,7 +168,7 @@ def build_cnn(
         x = layers.Dense(dense, kernel_initializer=initializer, kernel_regularizer=reg,
                          use_bias=not batch_norm, name="dense")(x)
         if batch_norm:
-            x = layers.BatchNormalization(name="bn_dense")(x)
+            x = BatchNormalization(name="bn_dense")(x)
         x = layers.Activation("relu")(x)
         if dropout:
             x = layers.Dropout(dropout, name="dropout_dense")(x)

@@ -46,6 +46,7 @@ def add_arguments(p):
     arch.add_argument("--width", type=int, default=None, help="MLP units per hidden layer")
     arch.add_argument("--activation", default=None, help="MLP activation (relu, elu, selu, gelu, ...)")
     arch.add_argument("--filters", type=int, nargs="+", default=None, help="CNN channels per block")
+    arch.add_argument("--convs", type=int, default=None, help="CNN 3x3 convolutions per block (default 2)")
     arch.add_argument("--dense", type=int, default=None, help="CNN dense units before the output")
     arch.add_argument("--dropout", type=float, default=None, help="dropout rate")
     arch.add_argument("--l2", type=float, default=None, help="L2 weight penalty")
@@ -73,7 +74,7 @@ def default_backend(args):
     return DEFAULT_BACKEND[args.model or "mlp"]
 
 
-ARCH_FLAGS = ("depth", "width", "activation", "filters", "dense", "dropout", "l2", "batch_norm",
+ARCH_FLAGS = ("depth", "width", "activation", "filters", "convs", "dense", "dropout", "l2", "batch_norm",
               "rotation", "zoom", "shift", "elastic", "elastic_sigma")
 
 
