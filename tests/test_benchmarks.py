@@ -39,15 +39,22 @@ def table_rows(out, header_start):
 
 
 def test_time_to_accuracy(tiny_mnist_dir, tmp_path):
-    out = bench("time_to_accuracy.py", "--workloads", "mlp98", "cnn99", "--seeds", "0", "--max-epochs", "1",
+    out = bench("time_to_accuracy.py", "--workloads", "mlp98", "cnn99", "cnn995", "lrtest", "--seeds", "0",
+                "--max-epochs", "1",
                 "--data-dir", tiny_mnist_dir, "--out", tmp_path / "t.jsonl", MNISTLAB_SKIP_MD5=1)
-    header = "| workload | config | backend | test acc per seed | all >= bar | mean train s |"
+    header = "| workload | config | backend | test acc per seed | goal met | mean train s |"
     assert header in out
     rows = table_rows(out, "| workload |")
-    assert any("textbook MLP (peer)" in r for r in rows) and any("Keras-docs convnet (peer)" in r for r in rows)
+    labels = ["textbook MLP (peer)", "--model mlp --preset fast", "Keras-docs convnet (peer)",
+              "--model cnn --preset fast |", "--preset fast-995", "LR range test"]
+    assert all(any(label in r for r in rows) for label in labels), rows
+    assert sum("Keras-docs convnet (peer)" in r for r in rows) == 2  # shown for cnn99 and cnn995
     saved = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
-    assert {r["config"] for r in saved} >= {"textbook MLP (peer)", "Keras-docs convnet (peer)"}
-    assert all(0 <= r["test_accuracy"] <= 1 and r["train_s"] > 0 for r in saved)
+    assert sum(r["config"] == "Keras-docs convnet (peer)" for r in saved) == 1  # but trained once
+    trained = [r for r in saved if r["workload"] != "lrtest"]
+    assert len(trained) == 6 and all(0 <= r["test_accuracy"] <= 1 and r["train_s"] > 0 for r in trained)
+    (lr_row,) = [r for r in saved if r["workload"] == "lrtest"]
+    assert lr_row["train_s"] > 0 and lr_row["steps"] > 10
 
 
 def test_throughput_and_augmentation_and_determinism_tables():

@@ -143,6 +143,15 @@ PRESETS = {
     # Cosine decay to ~0 over a fixed 20 epochs: ReduceLROnPlateau (the seed's choice,
     # `--schedule plateau`) left the rate at 5e-4 for most of a 30-epoch run (BENCHMARKS.md).
     ("cnn", "default"): {"model": "cnn", "epochs": 20, "patience": 10, "schedule": "cosine"},
+    # Time to 99.0% (issue 5): a small CNN (one conv per block, no augmentation or
+    # dropout), two epochs of one-cycle (BENCHMARKS.md, "Time to accuracy").
+    ("cnn", "fast"): {"model": "cnn", "epochs": 2, "schedule": "onecycle", "lr": 4e-3,
+                      "model_options": {"filters": [16, 32], "convs": 1, "dense": 128, "dropout": 0.0,
+                                        "rotation": 0.0, "zoom": 0.0, "shift": 0.0}},
+    # Time to 99.5%: one more block, light dropout, the default augmentation, eight epochs.
+    ("cnn", "fast-995"): {"model": "cnn", "epochs": 8, "schedule": "onecycle", "lr": 4e-3,
+                          "model_options": {"filters": [16, 32, 64], "convs": 1, "dense": 128,
+                                            "dropout": 0.1}},
     # The seed's recipe: 80/20 split, one-hot labels with categorical cross-entropy,
     # a CNN with L2 and dropout (no batch norm, no on-the-fly augmentation), Adam at
     # the LR range test's suggestion, ReduceLROnPlateau, early stopping patience 10.
