@@ -14,11 +14,10 @@ runs in its own subprocess; the first (compiling) epoch is not timed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import subprocess
-import sys
+
+from _child import run_child
 
 CHILD = r"""
 import json, sys, time
@@ -40,7 +39,7 @@ for _ in range(repeats):  # interleaved, best of `repeats`: fair under backgroun
     for name, model in models.items():
         t0 = time.perf_counter(); model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
         best[name] = min(best[name], time.perf_counter() - t0)
-print(json.dumps({name: steps * batch / s for name, s in best.items()}))
+print("RESULT " + json.dumps({name: steps * batch / s for name, s in best.items()}))
 """
 
 
@@ -58,12 +57,7 @@ def main():
     print("|---|---|---|---|---|")
     for model in args.models:
         backend = DEFAULT_BACKEND[model]
-        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        out = subprocess.run(
-            [sys.executable, "-c", CHILD, model, str(args.steps), str(args.batch_size), str(args.repeats)],
-            capture_output=True, text=True, env=env, check=True,
-        ).stdout
-        ips = json.loads(out.strip().splitlines()[-1])
+        ips = run_child(CHILD, [model, args.steps, args.batch_size, args.repeats], backend, model)
         for name, value in ips.items():
             added = "" if name == "none" else f"{100 * (1 - value / ips['none']):+.0f}%"
             print(f"| {model} | {backend} | {name} | {value:,.0f} | {added} |", flush=True)

@@ -13,11 +13,10 @@ faster one in this table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import subprocess
-import sys
+
+from _child import run_child
 
 CHILD = r"""
 import json, sys, time
@@ -33,16 +32,13 @@ t0 = time.perf_counter(); model.fit(x[:batch * 5], y[:batch * 5], batch_size=bat
 first = time.perf_counter() - t0
 t0 = time.perf_counter(); model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
 steady = time.perf_counter() - t0
-print(json.dumps({"first_epoch_s": first, "ms_per_step": 1000 * steady / steps,
+print("RESULT " + json.dumps({"first_epoch_s": first, "ms_per_step": 1000 * steady / steps,
                   "images_per_s": steps * batch / steady}))
 """
 
 
 def measure(backend, model, steps, batch):
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    out = subprocess.run([sys.executable, "-c", CHILD, model, str(steps), str(batch)],
-                         capture_output=True, text=True, env=env, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return run_child(CHILD, [model, steps, batch], backend, model)
 
 
 def main():

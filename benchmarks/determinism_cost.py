@@ -12,10 +12,9 @@ processes' final weights are bit-identical.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
+
+from _child import run_child
 
 CHILD = r"""
 import hashlib, json, sys, time
@@ -33,15 +32,12 @@ model.fit(x[:384], y[:384], batch_size=128, epochs=1, verbose=0, shuffle=False)
 t0 = time.perf_counter(); model.fit(x, y, batch_size=128, epochs=1, verbose=0, shuffle=False)
 dt = time.perf_counter() - t0
 digest = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights())).hexdigest()
-print(json.dumps({"images_per_s": steps * 128 / dt, "digest": digest}))
+print("RESULT " + json.dumps({"images_per_s": steps * 128 / dt, "digest": digest}))
 """
 
 
 def child(backend, model, steps, deterministic):
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    out = subprocess.run([sys.executable, "-c", CHILD, model, str(steps), "1" if deterministic else "0"],
-                         capture_output=True, text=True, env=env, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return run_child(CHILD, [model, steps, int(deterministic)], backend, model)
 
 
 def main(argv=None):

@@ -17,11 +17,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import subprocess
-import sys
+
+from _child import run_child
 
 CHILD = r"""
 import json, sys, time
@@ -92,13 +91,7 @@ def main(argv=None):
             if (model, preset) not in PRESETS:
                 continue
             backend = DEFAULT_BACKEND[model]
-            env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-            proc = subprocess.run([sys.executable, "-c", CHILD, model, preset, str(args.steps)],
-                                  capture_output=True, text=True, env=env)
-            lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-            if proc.returncode != 0 or not lines:
-                raise SystemExit(f"{model}/{preset} failed:\n{proc.stderr[-3000:]}")
-            r = json.loads(lines[-1][len("RESULT "):])
+            r = run_child(CHILD, [model, preset, args.steps], backend, f"{model}/{preset}")
             limit = r["peak_gflops"] * 1e9 / r["train_flops"]
             print(f"| {model} | {preset} | {backend} | {r['batch']} | {r['train_flops'] / 1e6:.1f} | "
                   f"{r['peak_gflops']:.0f} | {limit:,.0f} | {r['images_per_s']:,.0f} | "

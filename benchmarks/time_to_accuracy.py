@@ -28,11 +28,12 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "out"
+
+from _child import run_child
 
 CHILD = r"""
 import json, os, sys, time, tempfile
@@ -141,14 +142,9 @@ WORKLOADS = {
 LR_TEST_SECONDS = 3.0
 
 
-def run_child(kind, backend, seed, data_dir, max_epochs, bar, extra):
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-c", CHILD, kind, str(seed), data_dir or "", str(max_epochs),
-                           str(bar), json.dumps(extra)], capture_output=True, text=True, env=env)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise SystemExit(f"{kind} on {backend}, seed {seed} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+def train_child(kind, backend, seed, data_dir, max_epochs, bar, extra):
+    return run_child(CHILD, [kind, seed, data_dir or "", max_epochs, bar, json.dumps(extra)], backend,
+                     f"{kind}, seed {seed}")
 
 
 def main(argv=None):
@@ -178,7 +174,7 @@ def main(argv=None):
                 continue
             key = (kind, backend, json.dumps(extra, sort_keys=True))
             if key not in done:
-                done[key] = [run_child(kind, backend, s, args.data_dir, args.max_epochs, bar, extra)
+                done[key] = [train_child(kind, backend, s, args.data_dir, args.max_epochs, bar, extra)
                              for s in args.seeds]
                 with open(args.out, "a") as f:
                     for seed, r in zip(args.seeds, done[key]):

@@ -1,0 +1,25 @@
+"""Run a benchmark snippet in a fresh Python process on one Keras backend; read back its result.
+
+The backend is fixed when Keras is first imported, so every measurement that
+compares backends (or wants a cold start) runs in its own process. The snippet
+gets `args` as sys.argv[1:] and reports by printing one line
+`RESULT <json>` (its last such line wins; anything else it prints is ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+
+def run_child(code, args, backend, what):
+    """Run `code` with `args` under KERAS_BACKEND=`backend`; return its RESULT or exit naming `what`."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env,
+                          check=False)  # failures are reported below, with stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"{what} on {backend} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
