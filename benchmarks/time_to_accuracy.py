@@ -15,6 +15,10 @@ Workloads (bar = final TEST accuracy that every seed must reach):
     lrtest  <= 3 s    the LR range test of the default MLP (`mnistlab lr-find`'s work:
                       fresh model, Adam, batch 128, default steps, compilation included)
 
+Our runs use JAX's persistent compilation cache as `mnistlab` does (see
+mnistlab/compile_cache.py): the first run of a configuration compiles, later
+ones load the compiled steps. --cold gives every run an empty cache.
+
 Each (config, seed) trains in its own subprocess on its backend. "train s" is
 the wall time of training (model.fit plus our final best-checkpoint choice,
 compilation included); "to val bar" is when validation accuracy first reached
@@ -29,6 +33,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -96,8 +101,10 @@ elif kind == "keras_docs_convnet":
     out = {"train_s": train_s, "test_accuracy": acc, "to_val_bar_s": first_at_bar(clock.marks),
            "epochs": len(clock.marks)}
 elif kind == "lr_test":
+    from mnistlab.compile_cache import enable_compile_cache
     from mnistlab.lr_finder import lr_range_test
     from mnistlab.models import build_mlp
+    enable_compile_cache()  # as `mnistlab lr-find` does
     model = build_mlp()
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
@@ -142,7 +149,9 @@ WORKLOADS = {
 LR_TEST_SECONDS = 3.0
 
 
-def train_child(kind, backend, seed, data_dir, max_epochs, bar, extra):
+def train_child(kind, backend, seed, data_dir, max_epochs, bar, extra, cold=False):
+    if cold:  # an empty compilation cache for this run alone
+        os.environ["MNISTLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="mnistlab-cold-")
     return run_child(CHILD, [kind, seed, data_dir or "", max_epochs, bar, json.dumps(extra)], backend,
                      f"{kind}, seed {seed}")
 
@@ -154,6 +163,7 @@ def main(argv=None):
     p.add_argument("--data-dir", default=os.environ.get("MNISTLAB_DATA_DIR"))
     p.add_argument("--max-epochs", type=int, default=10**6, help="cap every config's epochs (smoke tests)")
     p.add_argument("--only", default=None, help="run only configs whose label contains this text")
+    p.add_argument("--cold", action="store_true", help="an empty JAX compilation cache for every run")
     p.add_argument("--out", type=Path, default=OUT / "time_to_accuracy.jsonl", help="results appended here")
     args = p.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -174,7 +184,8 @@ def main(argv=None):
                 continue
             key = (kind, backend, json.dumps(extra, sort_keys=True))
             if key not in done:
-                done[key] = [train_child(kind, backend, s, args.data_dir, args.max_epochs, bar, extra)
+                done[key] = [train_child(kind, backend, s, args.data_dir, args.max_epochs, bar, extra,
+                                         args.cold)
                              for s in args.seeds]
                 with open(args.out, "a") as f:
                     for seed, r in zip(args.seeds, done[key]):

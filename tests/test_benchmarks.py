@@ -71,3 +71,10 @@ def test_lr_find_speed(tiny_mnist_dir):
     out = bench("lr_find_speed.py", "--data-dir", tiny_mnist_dir, "--backend", BACKEND, "--steps", "10",
                 "--repeats", "1", "--train", "500", MNISTLAB_SKIP_MD5=1)
     assert "|" in out
+
+
+def test_batchnorm_speed():
+    out = bench("batchnorm_speed.py", "--presets", "fast", "--steps", "3", "--repeats", "1")
+    rows = table_rows(out, "| preset |")
+    assert [r.split("|")[2].strip() for r in rows] == ["keras", "mnistlab (fused)"]
+    assert rows[1].rstrip(" |").endswith("x")  # the speed-up column

@@ -32,6 +32,7 @@ from mnistlab import runs
 from mnistlab.batches import EpochBatches
 from mnistlab.callbacks import EpochTimer, LearningRateLogger
 from mnistlab.checkpoints import ResumeState, RunCheckpoint
+from mnistlab.compile_cache import enable_compile_cache
 from mnistlab.config import TrainConfig
 from mnistlab.errors import MnistlabError
 from mnistlab.models import build_model
@@ -202,6 +203,7 @@ def train(config: TrainConfig | None, run_dir, dataset=None, data_dir=None, verb
         config.validate()
         run_dir = runs.prepare_run_dir(run_dir)
     seed_everything(config.seed, config.deterministic)
+    enable_compile_cache()
     splits = prepare_data(config, dataset, data_dir)  # bad data fails before the run folder is filled
     if not resume:
         saved = {"config": config.to_dict(), "seed": config.seed, **runs.environment()}

@@ -75,9 +75,11 @@ def run(args) -> int:
     run_dir = args.run_dir or Path("runs") / f"lr-find-{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
     from mnistlab.models import build_model
+    from mnistlab.compile_cache import enable_compile_cache
     from mnistlab.training import compile_model, prepare_data, seed_everything, targets
 
     seed_everything(config.seed)
+    enable_compile_cache()
     splits = prepare_data(config, data_dir=args.data_dir)
     model = compile_model(build_model(config.model, **config.model_options), config, 1e-3)
     result = lr_finder.lr_range_test(
