@@ -43,6 +43,9 @@ def test_parameter_counts_match_the_architecture():
     assert bn.count_params() == convs + 4 * (4 + 4 + 8 + 8) + (7 * 7 * 8 * 16) + 4 * 16 + (16 * 10 + 10)
     shapes = [layer.output.shape for layer in bn.layers if layer.name.startswith("pool_")]
     assert [tuple(s) for s in shapes] == [(None, 14, 14, 4), (None, 7, 7, 8)]
+    # One convolution per block (the fast presets): 1->4 and 4->8 only.
+    one = build_cnn(filters=(4, 8), convs=1, dense=0, batch_norm=False, dropout=0, rotation=0, zoom=0, shift=0)
+    assert one.count_params() == (9 * 1 * 4 + 4) + (9 * 4 * 8 + 8) + (7 * 7 * 8 * 10 + 10)
 
 
 def test_augmentation_only_in_training_and_keeps_the_value_range():
@@ -83,6 +86,7 @@ def test_augmentation_is_saved_with_the_model(tmp_path):
     ({"elastic_sigma": 0, "elastic": 5}, "elastic_sigma > 0"),
     ({"filters": ()}, "at least one block"),
     ({"dropout": 1.0}, "dropout must be in"),
+    ({"convs": 0}, "convs .* must be a whole number >= 1"),
 ])
 def test_bad_cnn_options_are_named(kwargs, message):
     with pytest.raises(MnistlabError, match=message):
