@@ -74,8 +74,8 @@ def run(args) -> int:
     lr_finder.check_settings(**settings, batch_size=config.batch_size)
     run_dir = args.run_dir or Path("runs") / f"lr-find-{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
-    from mnistlab.models import build_model
     from mnistlab.compile_cache import enable_compile_cache
+    from mnistlab.models import build_model
     from mnistlab.training import compile_model, prepare_data, seed_everything, targets
 
     seed_everything(config.seed)
