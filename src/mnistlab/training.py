@@ -30,7 +30,7 @@ import numpy as np
 from mnistlab import data as data_lib
 from mnistlab import runs
 from mnistlab.batches import EpochBatches
-from mnistlab.callbacks import EpochTimer, LearningRateLogger
+from mnistlab.callbacks import EpochTensorBoard, EpochTimer, LearningRateLogger, TerminateOnNaN
 from mnistlab.checkpoints import ResumeState, RunCheckpoint
 from mnistlab.compile_cache import enable_compile_cache
 from mnistlab.config import TrainConfig
@@ -136,6 +136,13 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def setup_backend(config: TrainConfig) -> None:
+    """What every run does before it touches the backend: seed it, and on JAX
+    turn on the persistent compilation cache (see `mnistlab.compile_cache`)."""
+    seed_everything(config.seed, config.deterministic)
+    enable_compile_cache()
+
+
 def make_callbacks(config: TrainConfig, run_dir: Path, timer=None, resume=None) -> list:
     """Keras' callbacks and ours, in the order they must run at each epoch's end."""
     early = keras.callbacks.EarlyStopping(
@@ -150,10 +157,10 @@ def make_callbacks(config: TrainConfig, run_dir: Path, timer=None, resume=None) 
         )
     cbs = [
         LearningRateLogger(),
-        keras.callbacks.TerminateOnNaN(),
+        TerminateOnNaN(),
         early,
         keras.callbacks.CSVLogger(run_dir / runs.HISTORY, append=resume is not None),
-        keras.callbacks.TensorBoard(log_dir=str(run_dir / runs.TENSORBOARD)),
+        EpochTensorBoard(log_dir=str(run_dir / runs.TENSORBOARD)),
     ]
     if plateau is not None:
         cbs.append(plateau)
@@ -202,8 +209,7 @@ def train(config: TrainConfig | None, run_dir, dataset=None, data_dir=None, verb
     else:
         config.validate()
         run_dir = runs.prepare_run_dir(run_dir)
-    seed_everything(config.seed, config.deterministic)
-    enable_compile_cache()
+    setup_backend(config)
     splits = prepare_data(config, dataset, data_dir)  # bad data fails before the run folder is filled
     if not resume:
         saved = {"config": config.to_dict(), "seed": config.seed, **runs.environment()}

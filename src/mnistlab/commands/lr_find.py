@@ -74,12 +74,10 @@ def run(args) -> int:
     lr_finder.check_settings(**settings, batch_size=config.batch_size)
     run_dir = args.run_dir or Path("runs") / f"lr-find-{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
 
-    from mnistlab.compile_cache import enable_compile_cache
     from mnistlab.models import build_model
-    from mnistlab.training import compile_model, prepare_data, seed_everything, targets
+    from mnistlab.training import compile_model, prepare_data, setup_backend, targets
 
-    seed_everything(config.seed)
-    enable_compile_cache()
+    setup_backend(config)
     splits = prepare_data(config, data_dir=args.data_dir)
     model = compile_model(build_model(config.model, **config.model_options), config, 1e-3)
     result = lr_finder.lr_range_test(
