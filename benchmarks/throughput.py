@@ -1,6 +1,6 @@
 """Training throughput against this machine's FLOP-bound limit.
 
-    python benchmarks/throughput.py [--models mlp cnn] [--presets default fast] [--steps 100]
+    python benchmarks/throughput.py [--models mlp cnn] [--presets default fast fast-995] [--steps 100]
 
 1. Measures float32 matrix-multiply GFLOP/s on each backend (square
    matrices, best of several sizes): the machine's practical peak.
@@ -78,7 +78,7 @@ print("RESULT " + json.dumps({"images_per_s": steps * batch / best, "train_flops
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["mlp", "cnn"])
-    p.add_argument("--presets", nargs="+", default=["default", "fast"])
+    p.add_argument("--presets", nargs="+", default=["default", "fast", "fast-995"])
     p.add_argument("--steps", type=int, default=100)
     args = p.parse_args(argv)
     from mnistlab.config import DEFAULT_BACKEND, PRESETS
