@@ -34,6 +34,8 @@ def test_train_tiny_end_to_end(tiny_mnist_dir, tmp_path):
     (["--batch-size", "0"], "invalid batch_size=0"),
     (["--model", "cnn", "--depth", "3"], "depth not an option of the cnn"),
     (["--preset", "nope"], "unknown preset 'nope'"),
+    (["--one-hot", "--label-smoothing", "1.5"], "invalid label_smoothing=1.5"),
+    (["--label-smoothing", "0.1"], "invalid label_smoothing=0.1: needs one-hot labels"),
     (["--data-dir", "/nonexistent/mnist"], "data folder /nonexistent/mnist does not exist"),
 ])
 def test_bad_input_exits_2_without_traceback(args, message, tmp_path):

@@ -111,6 +111,8 @@ class TrainConfig:
             bad("min_lr", "must be >= 0")
         if not 0 <= self.label_smoothing < 1:
             bad("label_smoothing", "must be in [0, 1)")
+        if self.label_smoothing and not self.one_hot:
+            bad("label_smoothing", "needs one-hot labels: add --one-hot")
         if self.weight_decay < 0:
             bad("weight_decay", "must be >= 0")
         if not 0 < self.val_fraction < 1:

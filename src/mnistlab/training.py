@@ -108,10 +108,8 @@ def compile_model(model: keras.Model, config: TrainConfig, lr) -> keras.Model:
 
     `lr` is a float or a Keras learning-rate schedule.
     """
-    if config.one_hot:
+    if config.one_hot:  # validate() refuses label smoothing without one-hot labels
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
-    elif config.label_smoothing:
-        raise MnistlabError("label_smoothing needs one-hot labels: add --one-hot")
     else:
         loss = keras.losses.SparseCategoricalCrossentropy()
     model.compile(optimizer=make_optimizer(config, lr), loss=loss, metrics=["accuracy"])
