@@ -78,3 +78,13 @@ def test_batchnorm_speed():
     rows = table_rows(out, "| preset |")
     assert [r.split("|")[2].strip() for r in rows] == ["keras", "mnistlab (fused)"]
     assert rows[1].rstrip(" |").endswith("x")  # the speed-up column
+
+
+def test_callback_overhead(tiny_mnist_dir):
+    out = bench("callback_overhead.py", "--backend", "jax", "--repeats", "1", "--max-epochs", "1",
+                "--data-dir", tiny_mnist_dir, MNISTLAB_SKIP_MD5=1)
+    rows = table_rows(out, "| callbacks |")
+    assert [r.split("|")[1].strip() for r in rows] == ["Keras' TensorBoard + TerminateOnNaN",
+                                                       "mnistlab's (no per-batch work)"]
+    accs = {r.split("|")[4].strip() for r in rows}
+    assert len(accs) == 1, rows  # the callbacks do not change what is learned
