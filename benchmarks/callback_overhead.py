@@ -21,7 +21,7 @@ import statistics
 from _child import run_child
 
 CHILD = r"""
-import json, os, sys, tempfile
+import dataclasses, json, os, sys, tempfile
 model, preset, variant, data_dir, max_epochs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] or None, int(sys.argv[5])
 import keras
 from mnistlab import data, training
@@ -31,8 +31,7 @@ if variant == "keras":
     training.TerminateOnNaN = keras.callbacks.TerminateOnNaN
 ds = data.load("mnist", data_dir=data_dir)
 config = make_config(model, preset, seed=0)
-if max_epochs < config.epochs:
-    config = make_config(model, preset, seed=0, epochs=max_epochs)
+config = dataclasses.replace(config, epochs=min(config.epochs, max_epochs))
 m = training.train(config, tempfile.mkdtemp() + "/run", dataset=ds, verbose=0).metrics
 print("RESULT " + json.dumps({"fit_s": m["fit_seconds"], "test_accuracy": m["test_accuracy"]}))
 """

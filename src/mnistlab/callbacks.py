@@ -82,16 +82,17 @@ class EpochTensorBoard(keras.callbacks.TensorBoard):
 
 
 class TerminateOnNaN(keras.callbacks.Callback):
-    """Stops training at the first batch whose loss is NaN or infinite.
+    """Stops training after a batch whose loss is NaN or infinite.
 
     Keras' TerminateOnNaN sets `model.stop_training` from `on_batch_end`. On
     JAX, Keras runs batch-end hooks in a background thread only when every
     callback allows it (`async_safe`), and Keras' own class does not; when we
     allowed it anyway, the model's weights were sometimes freed under the
     training loop ("Array has been deleted", Keras 3.15). Here the check runs in
-    the background and the stop is made by the training loop's own thread, at
-    the next batch or the epoch's end. Saves ~1 ms per batch on JAX (see
-    `EpochTensorBoard`).
+    the background and the stop is made by the training loop's own thread: at
+    the next batch on TensorFlow (hooks run in step), on JAX at the next batch
+    the check has caught up with, at the latest the epoch's end. Saves ~1 ms
+    per batch on JAX (see `EpochTensorBoard`).
     """
 
     async_safe = True
