@@ -56,7 +56,7 @@ def forward_flops(model):
 
 config = make_config(model_name, preset)
 model = build_model(model_name, **config.model_options)
-compile_model(model, config, 1e-3)
+compile_model(model, config, 1e-3, config.steps_per_execution)  # as train() runs it
 batch = config.batch_size
 rng = np.random.default_rng(0)
 x = rng.integers(0, 256, size=(steps * batch, 28, 28)).astype("float32")
@@ -71,7 +71,8 @@ for _ in range(2):
 peak = matmul_gflops()
 fwd = forward_flops(model)
 print("RESULT " + json.dumps({"images_per_s": steps * batch / best, "train_flops": 3 * fwd,
-                              "peak_gflops": peak, "batch": batch}))
+                              "peak_gflops": peak, "batch": batch,
+                              "steps_per_execution": config.steps_per_execution}))
 """
 
 
@@ -84,8 +85,9 @@ def main(argv=None):
     from mnistlab.config import DEFAULT_BACKEND, PRESETS
 
     print(f"{platform.node()}, {os.cpu_count()} cores\n")
-    print("| model | preset | backend | batch | train MFLOP/image | matmul GFLOP/s | FLOP-bound images/s | measured images/s | share of limit |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| model | preset | backend | batch | steps/call | train MFLOP/image | matmul GFLOP/s "
+          "| FLOP-bound images/s | measured images/s | share of limit |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for model in args.models:
         for preset in args.presets:
             if (model, preset) not in PRESETS:
@@ -93,7 +95,8 @@ def main(argv=None):
             backend = DEFAULT_BACKEND[model]
             r = run_child(CHILD, [model, preset, args.steps], backend, f"{model}/{preset}")
             limit = r["peak_gflops"] * 1e9 / r["train_flops"]
-            print(f"| {model} | {preset} | {backend} | {r['batch']} | {r['train_flops'] / 1e6:.1f} | "
+            print(f"| {model} | {preset} | {backend} | {r['batch']} | {r['steps_per_execution']} | "
+                  f"{r['train_flops'] / 1e6:.1f} | "
                   f"{r['peak_gflops']:.0f} | {limit:,.0f} | {r['images_per_s']:,.0f} | "
                   f"{r['images_per_s'] / limit:.0%} |", flush=True)
 

@@ -58,8 +58,9 @@ def test_time_to_accuracy(tiny_mnist_dir, tmp_path):
 
 
 def test_throughput_and_augmentation_and_determinism_tables():
-    out = bench("throughput.py", "--models", "mlp", "--presets", "default", "--steps", "3")
-    assert "| mlp | default |" in out and "share of limit" in out
+    out = bench("throughput.py", "--models", "mlp", "--presets", "default", "fast", "--steps", "3")
+    assert "| mlp | default | jax | 128 | 1 |" in out and "share of limit" in out
+    assert "| mlp | fast | jax | 256 | 15 |" in out  # timed as train() runs it: 15 steps per call
     out = bench("augment_overhead.py", "--models", "mlp", "--steps", "3", "--repeats", "1")
     assert all(f"| {name} |" in out for name in ("none", "default", "default + elastic"))
     out = bench("determinism_cost.py", "--models", "mlp", "--backends", BACKEND, "--steps", "3")

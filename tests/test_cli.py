@@ -32,6 +32,7 @@ def test_train_tiny_end_to_end(tiny_mnist_dir, tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--lr", "-0.1"], "invalid lr=-0.1"),
     (["--batch-size", "0"], "invalid batch_size=0"),
+    (["--steps-per-execution", "0"], "invalid steps_per_execution=0"),
     (["--model", "cnn", "--depth", "3"], "depth not an option of the cnn"),
     (["--preset", "nope"], "unknown preset 'nope'"),
     (["--one-hot", "--label-smoothing", "1.5"], "invalid label_smoothing=1.5"),

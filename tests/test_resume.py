@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -52,15 +53,19 @@ class StopAfter(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def test_resume_in_process_is_bit_identical(tiny, tmp_path, monkeypatch):
-    full = train(config(), tmp_path / "full", dataset=tiny, verbose=0)
+@pytest.mark.parametrize("steps_per_execution", [1, 5])
+def test_resume_in_process_is_bit_identical(tiny, tmp_path, monkeypatch, steps_per_execution):
+    # with 5 steps per call an epoch is 15 of the 16 batches: if Keras ran past the
+    # epoch's end, epochs 4-6 would see other batches than the resumed run's
+    run_config = functools.partial(config, steps_per_execution=steps_per_execution)
+    full = train(run_config(), tmp_path / "full", dataset=tiny, verbose=0)
     # interrupt a second run after epoch 3 by wrapping make_callbacks
     import mnistlab.training as tr
 
     real = tr.make_callbacks
     monkeypatch.setattr(tr, "make_callbacks", lambda *a, **k: [*real(*a, **k), StopAfter(3)])
     with pytest.raises(KeyboardInterrupt):
-        train(config(), tmp_path / "cut", dataset=tiny, verbose=0)
+        train(run_config(), tmp_path / "cut", dataset=tiny, verbose=0)
     monkeypatch.setattr(tr, "make_callbacks", real)
     assert not (tmp_path / "cut" / "metrics.json").exists()
     resumed = train(None, tmp_path / "cut", dataset=tiny, verbose=0, resume=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import keras
 import numpy as np
 import pytest
 
@@ -107,6 +108,7 @@ def test_existing_and_unwritable_run_dirs(tiny, tmp_path):
     ("lr", -0.1, "positive number"), ("batch_size", 0, ">= 1"), ("epochs", 0, ">= 1"),
     ("val_fraction", 1.0, "between 0 and 1"), ("optimizer", "lbfgs", "choose one of"),
     ("model_options", {"filters": [8]}, "not an option of the mlp"),
+    ("steps_per_execution", 0, "whole number >= 1"),
 ])
 def test_bad_config_values(field, value, message):
     with pytest.raises(MnistlabError, match=message):
@@ -154,3 +156,30 @@ def test_seed_preset_follows_the_seed(tiny, tmp_path):
 def test_offline_augment_gives_five_times_the_training_data(tiny, tmp_path):
     result = train(quick(epochs=1, offline_augment=True), tmp_path / "off", dataset=tiny, verbose=0)
     assert result.metrics["n_train"] == 5 * 540 and result.metrics["n_val"] == 60
+
+
+def test_steps_per_execution_keeps_epochs_whole(tiny, tmp_path):
+    # 540 training images at batch 32: 16 full batches; 5 steps per call -> 15 per epoch
+    from mnistlab.training import execution_steps, steps_per_epoch
+
+    config = quick(epochs=2, steps_per_execution=5)
+    assert (execution_steps(config, 540), steps_per_epoch(config, 540)) == (5, 15)
+    many = quick(steps_per_execution=50)  # more than an epoch: one call per epoch
+    assert (execution_steps(many, 540), steps_per_epoch(many, 540)) == (16, 16)
+    assert steps_per_epoch(quick(), 540) == 16
+    train(config, tmp_path / "r", dataset=tiny, verbose=0)
+    model = keras.saving.load_model(tmp_path / "r" / "last.keras")
+    assert model.steps_per_execution == 5
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 2 * 15  # no batch of epoch 3 taken
+
+
+def test_epoch_batches_with_fewer_steps_take_the_start_of_each_epochs_order():
+    from mnistlab.batches import EpochBatches, epoch_permutation
+
+    x = np.arange(100, dtype="float32")[:, None]
+    b = EpochBatches(x, np.arange(100), batch_size=10, seed=1, steps=7)
+    assert len(b) == 7
+    epoch1 = np.concatenate([b[i][1] for i in range(7, 14)])  # batch 7 starts epoch 1
+    assert sorted(epoch1) == sorted(epoch_permutation(1, 1, 100)[:70])
+    with pytest.raises(ValueError, match=r"steps must be in \[1, 10\], got 11"):
+        EpochBatches(x, np.arange(100), batch_size=10, seed=1, steps=11)

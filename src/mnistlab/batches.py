@@ -5,9 +5,10 @@ capture (NumPy's global state on JAX, TensorFlow's op seeds on TensorFlow), so
 a resumed run would see its remaining epochs in a different order. Here epoch
 `e` always visits `permutation(seed, e)`, whether the run was interrupted or not.
 
-Batches are all full: each epoch drops `n % batch_size` examples, a different
-random few every epoch. (Keras' PyDataset fixes the batch shape on TensorFlow
-from the first batches, and one shape means JAX compiles the step once.)
+Batches are all full: each epoch drops `n % batch_size` examples (more when
+`steps` asks for fewer batches), a different random few every epoch. (Keras'
+PyDataset fixes the batch shape on TensorFlow from the first batches, and one
+shape means JAX compiles the step once.)
 """
 
 from __future__ import annotations
@@ -34,15 +35,20 @@ class EpochBatches(keras.utils.PyDataset):
         batch_size: examples per batch (at most len(x)).
         seed: the run's seed.
         first_epoch: the epoch the fit call starts at (0, or where a resume begins).
+        steps: batches per epoch (default: all full ones, `len(x) // batch_size`);
+            fewer leaves out more of each epoch's shuffled order.
     """
 
-    def __init__(self, x, y, batch_size: int, seed: int, first_epoch: int = 0):
+    def __init__(self, x, y, batch_size: int, seed: int, first_epoch: int = 0, steps: int | None = None):
         super().__init__(workers=1, use_multiprocessing=False)
         if not 0 < batch_size <= len(x):
             raise ValueError(f"batch_size must be in [1, {len(x)}], got {batch_size}")
+        full = len(x) // batch_size
+        if steps is not None and not 0 < steps <= full:
+            raise ValueError(f"steps must be in [1, {full}], got {steps}")
         self.x, self.y, self.batch_size = x, y, batch_size
         self.seed, self.first_epoch = seed, first_epoch
-        self.steps = len(x) // batch_size
+        self.steps = full if steps is None else steps
         self._epoch, self._order = None, None
 
     def __len__(self) -> int:

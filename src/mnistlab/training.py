@@ -76,8 +76,19 @@ def prepare_data(config: TrainConfig, dataset=None, data_dir=None) -> Splits:
                   as_float(ds.x_test), ds.y_test.astype("int32"))
 
 
+def execution_steps(config: TrainConfig, n_train: int) -> int:
+    """Steps per call into the backend: `config.steps_per_execution`, at most one epoch's."""
+    return min(config.steps_per_execution, max(1, n_train // config.batch_size))
+
+
 def steps_per_epoch(config: TrainConfig, n_train: int) -> int:
-    return max(1, n_train // config.batch_size)  # full batches only (mnistlab.batches)
+    """Full batches only (mnistlab.batches), a multiple of `execution_steps`.
+
+    Keras runs every call for all of its steps, so an epoch that is not a
+    multiple would take batches of the next one and break exact resume.
+    """
+    k = execution_steps(config, n_train)
+    return max(1, n_train // config.batch_size) // k * k
 
 
 def learning_rate(config: TrainConfig, lr: float, n_train: int):
@@ -103,16 +114,19 @@ def make_optimizer(config: TrainConfig, lr) -> keras.optimizers.Optimizer:
     return keras.optimizers.RMSprop(lr)
 
 
-def compile_model(model: keras.Model, config: TrainConfig, lr) -> keras.Model:
+def compile_model(model: keras.Model, config: TrainConfig, lr, steps_per_execution: int = 1) -> keras.Model:
     """Compile `model` with the config's optimizer, loss and accuracy metric.
 
-    `lr` is a float or a Keras learning-rate schedule.
+    `lr` is a float or a Keras learning-rate schedule. `steps_per_execution`
+    is Keras' (train() passes `execution_steps(config, n_train)`; the LR range
+    test needs 1, its callback acts on every batch).
     """
     if config.one_hot:  # validate() refuses label smoothing without one-hot labels
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
     else:
         loss = keras.losses.SparseCategoricalCrossentropy()
-    model.compile(optimizer=make_optimizer(config, lr), loss=loss, metrics=["accuracy"])
+    model.compile(optimizer=make_optimizer(config, lr), loss=loss, metrics=["accuracy"],
+                  steps_per_execution=steps_per_execution)
     return model
 
 
@@ -222,7 +236,8 @@ def train(config: TrainConfig | None, run_dir, dataset=None, data_dir=None, verb
         seed_everything(config.seed)  # the fresh model starts as it would have without the finder
 
     model = build_model(config.model, **config.model_options)
-    compile_model(model, config, learning_rate(config, lr, len(splits.x_train)))
+    n_train = len(splits.x_train)
+    compile_model(model, config, learning_rate(config, lr, n_train), execution_steps(config, n_train))
     first_epoch = 0
     if state is not None:
         state.restore_model(model)
@@ -234,7 +249,8 @@ def train(config: TrainConfig | None, run_dir, dataset=None, data_dir=None, verb
     fit_start = time.perf_counter()
     if state is None or not state.meta["done"]:
         batches = EpochBatches(splits.x_train, targets(config, splits.y_train), config.batch_size,
-                               seed=config.seed, first_epoch=first_epoch)
+                               seed=config.seed, first_epoch=first_epoch,
+                               steps=steps_per_epoch(config, n_train))
         model.fit(
             batches, steps_per_epoch=len(batches), initial_epoch=first_epoch, shuffle=False,
             validation_data=(splits.x_val, targets(config, splits.y_val)),

@@ -38,6 +38,8 @@ def add_arguments(p):
     p.add_argument("--train-limit", type=int, default=None, help="use only this many training examples")
     p.add_argument("--one-hot", action="store_true", default=None, help="one-hot labels, categorical cross-entropy")
     p.add_argument("--label-smoothing", type=float, default=None, help="label smoothing in [0, 1) (needs --one-hot)")
+    p.add_argument("--steps-per-execution", type=int, default=None, metavar="N",
+                   help="training steps per call into the backend (faster; epochs then take a multiple of N batches)")
     p.add_argument("--deterministic", action="store_true", default=None,
                    help="bit-identical same-seed runs (TensorFlow op determinism; see README)")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
@@ -80,7 +82,8 @@ ARCH_FLAGS = ("depth", "width", "activation", "filters", "convs", "dense", "drop
 
 
 TRAIN_FLAGS = ("dataset", "epochs", "batch_size", "optimizer", "lr", "schedule", "patience", "seed",
-               "val_fraction", "train_limit", "one_hot", "label_smoothing", "offline_augment", "deterministic")
+               "val_fraction", "train_limit", "one_hot", "label_smoothing", "offline_augment", "deterministic",
+               "steps_per_execution")
 
 
 def config_from_args(args):
