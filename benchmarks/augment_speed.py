@@ -12,6 +12,7 @@ import argparse
 import os
 import time
 
+import mnistlab  # noqa: F401  (first: it sets TensorFlow's options before TensorFlow loads)
 import keras
 import numpy as np
 from keras import layers

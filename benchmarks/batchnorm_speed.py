@@ -25,6 +25,7 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args(argv)
 
+    import mnistlab  # noqa: F401  (first: it sets TensorFlow's options before TensorFlow loads)
     import keras
     import numpy as np
 

@@ -36,6 +36,7 @@ def main(argv=None):
     os.environ["KERAS_BACKEND"] = args.backend
 
     t0 = time.perf_counter()
+    import mnistlab  # noqa: F401  (first: it sets TensorFlow's options before TensorFlow loads)
     import keras
     import numpy as np
 

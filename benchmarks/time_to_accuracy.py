@@ -15,6 +15,10 @@ Workloads (bar = final TEST accuracy that every seed must reach):
     lrtest  <= 3 s    the LR range test of the default MLP (`mnistlab lr-find`'s work:
                       fresh model, Adam, batch 128, default steps, compilation included)
 
+Our runs import mnistlab before Keras, as the CLI does, so TensorFlow uses its
+oneDNN kernels; the peers run TensorFlow's defaults, which use them only on
+AVX-512 VNNI/BF16 or AMX CPUs (TF_ENABLE_ONEDNN_OPTS=1 in the environment gives
+the peers oneDNN too).
 Our runs use JAX's persistent compilation cache as `mnistlab` does (see
 mnistlab/compile_cache.py): the first run of a configuration compiles, later
 ones load the compiled steps. --cold gives every run an empty cache.
@@ -152,8 +156,11 @@ LR_TEST_SECONDS = 3.0
 def train_child(kind, backend, seed, data_dir, max_epochs, bar, extra, cold=False):
     if cold:  # an empty compilation cache for this run alone
         os.environ["MNISTLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="mnistlab-cold-")
+    # Peers run as their plain Keras scripts would: TensorFlow with its own defaults
+    # (set TF_ENABLE_ONEDNN_OPTS=1 in the environment to give them oneDNN too).
+    peer = kind in ("textbook_mlp", "keras_docs_convnet")
     return run_child(CHILD, [kind, seed, data_dir or "", max_epochs, bar, json.dumps(extra)], backend,
-                     f"{kind}, seed {seed}")
+                     f"{kind}, seed {seed}", as_mnistlab=not peer)
 
 
 def main(argv=None):
