@@ -81,6 +81,8 @@ def main(argv=None):
     p.add_argument("--models", nargs="+", default=["mlp", "cnn"])
     p.add_argument("--presets", nargs="+", default=["default", "fast", "fast-995"])
     p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--backend", choices=["jax", "tensorflow"], default=None,
+                   help="instead of each model's measured default (e.g. jax on a GPU)")
     args = p.parse_args(argv)
     from mnistlab.config import DEFAULT_BACKEND, PRESETS
 
@@ -92,7 +94,7 @@ def main(argv=None):
         for preset in args.presets:
             if (model, preset) not in PRESETS:
                 continue
-            backend = DEFAULT_BACKEND[model]
+            backend = args.backend or DEFAULT_BACKEND[model]
             r = run_child(CHILD, [model, preset, args.steps], backend, f"{model}/{preset}")
             limit = r["peak_gflops"] * 1e9 / r["train_flops"]
             print(f"| {model} | {preset} | {backend} | {r['batch']} | {r['steps_per_execution']} | "

@@ -171,6 +171,8 @@ def main(argv=None):
     p.add_argument("--max-epochs", type=int, default=10**6, help="cap every config's epochs (smoke tests)")
     p.add_argument("--only", default=None, help="run only configs whose label contains this text")
     p.add_argument("--cold", action="store_true", help="an empty JAX compilation cache for every run")
+    p.add_argument("--backend", choices=["jax", "tensorflow"], default=None,
+                   help="run our configs on this backend instead of their measured default (e.g. jax on a GPU)")
     p.add_argument("--out", type=Path, default=OUT / "time_to_accuracy.jsonl", help="results appended here")
     args = p.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -186,6 +188,8 @@ def main(argv=None):
         for label, kind, backend, extra in configs:
             if args.only and args.only not in label:
                 continue
+            if args.backend and not label.endswith("(peer)"):
+                backend = args.backend
             if "preset" in extra and (kind, extra["preset"]) not in PRESETS:
                 print(f"(skipped {label}: no such preset)", file=sys.stderr)
                 continue
