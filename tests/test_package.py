@@ -4,7 +4,13 @@ import os
 import subprocess
 import sys
 
+import keras
 import pytest
+
+# The probe runs in its own process and imports TensorFlow itself, so one pass
+# (CI runs the suite once per backend) is enough.
+pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                                reason="checked in the TensorFlow pass")
 
 PROBE = """
 import mnistlab, os
