@@ -17,6 +17,12 @@ import subprocess
 import sys
 
 
+def add_backend_arg(parser, ours="our configs"):
+    """The `--backend` option: run `ours` on one backend instead of their measured default."""
+    parser.add_argument("--backend", choices=["jax", "tensorflow"], default=None,
+                        help=f"run {ours} on this backend instead of their measured default (e.g. jax on a GPU)")
+
+
 def run_child(code, args, backend, what, as_mnistlab=True):
     """Run `code` with `args` under KERAS_BACKEND=`backend`; return its RESULT or exit naming `what`."""
     if as_mnistlab:

@@ -81,10 +81,8 @@ def kill_and_resume(run: Path, data_dir: Path, moments, env, epochs: int = 8) ->
 
 def differences(ref: Path, run: Path) -> list[str]:
     """What differs between two finished run folders (empty: bit-identical)."""
-    import mnistlab  # noqa: F401  (first: it sets TensorFlow's options before TensorFlow loads)
+    import mnistlab.models  # noqa: F401  (first: registers our layers, sets TensorFlow's options)
     import keras
-
-    import mnistlab.models  # noqa: F401
 
     found = []
     for name in ("last.keras", "best.keras"):

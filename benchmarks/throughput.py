@@ -20,7 +20,7 @@ import argparse
 import os
 import platform
 
-from _child import run_child
+from _child import add_backend_arg, run_child
 
 CHILD = r"""
 import json, sys, time
@@ -81,8 +81,7 @@ def main(argv=None):
     p.add_argument("--models", nargs="+", default=["mlp", "cnn"])
     p.add_argument("--presets", nargs="+", default=["default", "fast", "fast-995"])
     p.add_argument("--steps", type=int, default=100)
-    p.add_argument("--backend", choices=["jax", "tensorflow"], default=None,
-                   help="instead of each model's measured default (e.g. jax on a GPU)")
+    add_backend_arg(p, "every model")
     args = p.parse_args(argv)
     from mnistlab.config import DEFAULT_BACKEND, PRESETS
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "out"
 
-from _child import run_child
+from _child import add_backend_arg, run_child
 
 CHILD = r"""
 import json, os, sys, time, tempfile
@@ -153,12 +153,11 @@ WORKLOADS = {
 LR_TEST_SECONDS = 3.0
 
 
-def train_child(kind, backend, seed, data_dir, max_epochs, bar, extra, cold=False):
+def train_child(kind, backend, seed, data_dir, max_epochs, bar, extra, cold=False, peer=False):
     if cold:  # an empty compilation cache for this run alone
         os.environ["MNISTLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="mnistlab-cold-")
     # Peers run as their plain Keras scripts would: TensorFlow with its own defaults
     # (set TF_ENABLE_ONEDNN_OPTS=1 in the environment to give them oneDNN too).
-    peer = kind in ("textbook_mlp", "keras_docs_convnet")
     return run_child(CHILD, [kind, seed, data_dir or "", max_epochs, bar, json.dumps(extra)], backend,
                      f"{kind}, seed {seed}", as_mnistlab=not peer)
 
@@ -171,8 +170,7 @@ def main(argv=None):
     p.add_argument("--max-epochs", type=int, default=10**6, help="cap every config's epochs (smoke tests)")
     p.add_argument("--only", default=None, help="run only configs whose label contains this text")
     p.add_argument("--cold", action="store_true", help="an empty JAX compilation cache for every run")
-    p.add_argument("--backend", choices=["jax", "tensorflow"], default=None,
-                   help="run our configs on this backend instead of their measured default (e.g. jax on a GPU)")
+    add_backend_arg(p)
     p.add_argument("--out", type=Path, default=OUT / "time_to_accuracy.jsonl", help="results appended here")
     args = p.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -188,7 +186,8 @@ def main(argv=None):
         for label, kind, backend, extra in configs:
             if args.only and args.only not in label:
                 continue
-            if args.backend and not label.endswith("(peer)"):
+            peer = label.endswith("(peer)")
+            if args.backend and not peer:
                 backend = args.backend
             if "preset" in extra and (kind, extra["preset"]) not in PRESETS:
                 print(f"(skipped {label}: no such preset)", file=sys.stderr)
@@ -196,7 +195,7 @@ def main(argv=None):
             key = (kind, backend, json.dumps(extra, sort_keys=True))
             if key not in done:
                 done[key] = [train_child(kind, backend, s, args.data_dir, args.max_epochs, bar, extra,
-                                         args.cold)
+                                         args.cold, peer)
                              for s in args.seeds]
                 with open(args.out, "a") as f:
                     for seed, r in zip(args.seeds, done[key]):
@@ -205,7 +204,7 @@ def main(argv=None):
             results = done[key]
             mean_s = sum(r["train_s"] for r in results) / len(results)
             rows.append((label, backend, results, mean_s, [r["to_val_bar_s"] for r in results]))
-            if not label.endswith("(peer)"):
+            if not peer:
                 ours_s = mean_s
         for label, backend, results, mean_s, to_bar in rows:
             if workload == "lrtest":
