@@ -2,17 +2,18 @@
 
     python benchmarks/time_to_accuracy.py [--seeds 0 1 2] [--workloads mlp98 cnn99 cnn995 lrtest]
 
-Workloads (bar = final TEST accuracy that every seed must reach):
+Workloads (bar = final TEST accuracy that every seed must reach; the goal
+adds the issue's time limit, which every seed's training must keep too):
 
-    mlp98   >= 98.0%  the textbook MLP (Geron, ch. 10 exercise 10: Flatten-300-100-10,
+    mlp98   >= 98.0%  in <= 5 s: the textbook MLP (Geron, ch. 10 exercise 10: Flatten-300-100-10,
                       SGD lr 0.3, batch 32, 55k/5k split, EarlyStopping(patience 20) on
                       val_loss, best checkpoint, up to 100 epochs) vs `--model mlp --preset fast`
-    cnn99   >= 99.0%  the Keras-docs convnet (keras.io/examples/vision/mnist_convnet:
+    cnn99   >= 99.0%  in <= 15 s: the Keras-docs convnet (keras.io/examples/vision/mnist_convnet:
                       Conv32-pool-Conv64-pool-dropout-dense, Adam, batch 128, 15 epochs,
                       validation_split 0.1) vs `--model cnn --preset fast`
-    cnn995  >= 99.5%  the same peer (its runs from cnn99 are reused when both are asked
+    cnn995  >= 99.5%  in <= 120 s: the same peer (its runs from cnn99 are reused when both are asked
                       for) vs `--model cnn --preset fast-995`
-    lrtest  <= 3 s    the LR range test of the default MLP (`mnistlab lr-find`'s work:
+    lrtest  <= 3 s:   the LR range test of the default MLP (`mnistlab lr-find`'s work:
                       fresh model, Adam, batch 128, default steps, compilation included)
 
 Our runs import mnistlab before Keras, as the CLI does, so TensorFlow uses its
@@ -145,12 +146,13 @@ WORKLOADS = {
         ("Keras-docs convnet (peer)", "keras_docs_convnet", "tensorflow", {}),
         ("mnistlab --model cnn --preset fast-995", "cnn", "tensorflow", {"preset": "fast-995"}),
     ]),
-    # A time bar (LR_TEST_SECONDS), not an accuracy bar.
+    # A time goal alone, no accuracy bar.
     "lrtest": (0.0, [
         ("LR range test, default MLP", "lr_test", "jax", {}),
     ]),
 }
-LR_TEST_SECONDS = 3.0
+# The issue's time goals on 2 cores: seconds of training (of the test, for lrtest) per seed.
+TIME_GOALS = {"mlp98": 5.0, "cnn99": 15.0, "cnn995": 120.0, "lrtest": 3.0}
 
 
 def train_child(kind, backend, seed, data_dir, max_epochs, bar, extra, cold=False, peer=False):
@@ -206,13 +208,16 @@ def main(argv=None):
             rows.append((label, backend, results, mean_s, [r["to_val_bar_s"] for r in results]))
             if not peer:
                 ours_s = mean_s
+        limit = TIME_GOALS[workload]
         for label, backend, results, mean_s, to_bar in rows:
+            missed = [] if max(r["train_s"] for r in results) <= limit else [f"> {limit:g} s"]
             if workload == "lrtest":
-                goal, accs = f"<= {LR_TEST_SECONDS:.0f} s", "-"
-                ok = "yes" if max(r["train_s"] for r in results) <= LR_TEST_SECONDS else "no"
+                goal, accs = f"<= {limit:g} s", "-"
             else:
-                goal, accs = f">= {bar:.1%}", " / ".join(f"{r['test_accuracy']:.4f}" for r in results)
-                ok = "yes" if min(r["test_accuracy"] for r in results) >= bar else "no"
+                goal, accs = f">= {bar:.1%} in <= {limit:g} s", " / ".join(f"{r['test_accuracy']:.4f}" for r in results)
+                if min(r["test_accuracy"] for r in results) < bar:
+                    missed.insert(0, f"< {bar:.1%}")
+            ok = f"no ({', '.join(missed)})" if missed else "yes"
             bar_s = ("-" if None in to_bar else f"{sum(to_bar) / len(to_bar):.1f}")
             ratio = f"{mean_s / ours_s:.1f}x" if label.endswith("(peer)") and ours_s else ""
             print(f"| {workload} ({goal}) | {label} | {backend} | {accs} | {ok} | {mean_s:.1f} | {bar_s} | {ratio} |",

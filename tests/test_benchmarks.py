@@ -57,6 +57,31 @@ def test_time_to_accuracy(tiny_mnist_dir, tmp_path):
     assert lr_row["train_s"] > 0 and lr_row["steps"] > 10
 
 
+def test_time_to_accuracy_goal_column_checks_accuracy_and_time(monkeypatch, tmp_path, capsys):
+    """'goal met' is yes only when every seed reaches the bar within the time goal."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import time_to_accuracy as tta
+    finally:
+        sys.path.remove(str(BENCH))
+    fake = {("mlp", 0): (0.981, 4.0), ("mlp", 1): (0.982, 6.0),  # one seed over 5 s
+            ("cnn", 0): (0.991, 10.0), ("cnn", 1): (0.989, 9.0)}  # one seed under 99%
+
+    def train_child(kind, backend, seed, *args, **kwargs):
+        acc, secs = fake[(kind, seed)]
+        return {"train_s": secs, "test_accuracy": acc, "to_val_bar_s": None}
+
+    monkeypatch.setattr(tta, "train_child", train_child)
+    tta.main(["--workloads", "mlp98", "cnn99", "--only", "mnistlab", "--seeds", "0", "1",
+              "--out", str(tmp_path / "t.jsonl")])
+    rows = table_rows(capsys.readouterr().out, "| workload |")
+    assert "| mlp98 (>= 98.0% in <= 5 s) |" in rows[0] and "| no (> 5 s) |" in rows[0], rows
+    assert "| no (< 99.0%) |" in rows[1], rows
+    fake[("mlp", 1)] = (0.982, 4.9)
+    tta.main(["--workloads", "mlp98", "--only", "mnistlab", "--seeds", "0", "1", "--out", str(tmp_path / "t.jsonl")])
+    assert "| yes |" in table_rows(capsys.readouterr().out, "| workload |")[0]
+
+
 def test_throughput_and_augmentation_and_determinism_tables():
     out = bench("throughput.py", "--models", "mlp", "--presets", "default", "fast", "--steps", "3")
     assert "| mlp | default | jax | 128 | 1 |" in out and "share of limit" in out
