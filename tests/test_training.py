@@ -183,3 +183,19 @@ def test_epoch_batches_with_fewer_steps_take_the_start_of_each_epochs_order():
     assert sorted(epoch1) == sorted(epoch_permutation(1, 1, 100)[:70])
     with pytest.raises(ValueError, match=r"steps must be in \[1, 10\], got 11"):
         EpochBatches(x, np.arange(100), batch_size=10, seed=1, steps=11)
+
+
+def test_fit_inputs_feed_the_same_batches_in_the_same_order():
+    from mnistlab.batches import EpochBatches, fit_inputs
+
+    x, y = np.arange(400, dtype="float32").reshape(100, 2, 2), np.arange(100)
+    b = EpochBatches(x, y, batch_size=10, seed=1, steps=7)
+    train_data, val_data = fit_inputs(b, x[:25], y[:25])
+    if keras.backend.backend() != "tensorflow":  # handed to fit as they are
+        assert train_data is b and val_data[0] is not None and len(val_data[1]) == 25
+        return
+    got = [(xb.numpy(), yb.numpy()) for xb, yb in train_data.take(21)]  # three epochs of 7 batches
+    assert all(np.array_equal(xb, b[i][0]) and np.array_equal(yb, b[i][1]) for i, (xb, yb) in enumerate(got))
+    assert [len(yb) for _, yb in val_data] == [10, 10, 5]  # every validation example, in order
+    assert np.array_equal(np.concatenate([yb.numpy() for _, yb in val_data]), y[:25])
+    assert train_data.options().autotune.enabled is False and val_data.options().autotune.enabled is False

@@ -67,3 +67,31 @@ class EpochBatches(keras.utils.PyDataset):
         epoch, step = divmod(int(i), self.steps)
         idx = np.sort(self.indices(self.first_epoch + epoch, step))  # sorted: faster gathers, same batch
         return self.x[idx], self.y[idx]
+
+
+def fit_inputs(batches: EpochBatches, x_val, y_val):
+    """What to hand `model.fit`: (training data, validation data) for this backend.
+
+    On JAX (and torch) that is `batches` and the validation arrays, as they are.
+    On TensorFlow both become `tf.data` pipelines with tf.data's autotuning
+    off, and a fixed prefetch of two batches. Why not Keras' own conversion:
+    it prefetches with `tf.data.AUTOTUNE`, and with autotuning on, a 2-core
+    AVX2 machine ran a whole `fit` call at a time in a slow mode (42.4 ms
+    against 17.6-25.5 ms per fast-CNN step, one core idle) in 16 of 30 calls;
+    with it off, in none of 60 (BENCHMARKS.md, "TensorFlow's slow mode").
+    The batches and their order are the same either way.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return batches, (x_val, y_val)
+    import itertools
+
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    x0, y0 = batches[0]
+    signature = (tf.TensorSpec(x0.shape, x0.dtype), tf.TensorSpec(y0.shape, y0.dtype))
+    train = tf.data.Dataset.from_generator(lambda: (batches[i] for i in itertools.count()),
+                                           output_signature=signature)
+    val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(batches.batch_size)
+    return train.prefetch(2).with_options(options), val.prefetch(2).with_options(options)

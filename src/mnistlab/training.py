@@ -29,7 +29,7 @@ import numpy as np
 
 from mnistlab import data as data_lib
 from mnistlab import runs
-from mnistlab.batches import EpochBatches
+from mnistlab.batches import EpochBatches, fit_inputs
 from mnistlab.callbacks import EpochTensorBoard, EpochTimer, LearningRateLogger, TerminateOnNaN
 from mnistlab.checkpoints import ResumeState, RunCheckpoint
 from mnistlab.compile_cache import enable_compile_cache
@@ -251,9 +251,10 @@ def train(config: TrainConfig | None, run_dir, dataset=None, data_dir=None, verb
         batches = EpochBatches(splits.x_train, targets(config, splits.y_train), config.batch_size,
                                seed=config.seed, first_epoch=first_epoch,
                                steps=steps_per_epoch(config, n_train))
+        train_data, val_data = fit_inputs(batches, splits.x_val, targets(config, splits.y_val))
         model.fit(
-            batches, steps_per_epoch=len(batches), initial_epoch=first_epoch, shuffle=False,
-            validation_data=(splits.x_val, targets(config, splits.y_val)),
+            train_data, steps_per_epoch=len(batches), initial_epoch=first_epoch, shuffle=False,
+            validation_data=val_data,
             epochs=config.epochs, callbacks=callbacks, verbose=verbose,
         )
     else:  # stopped after its last checkpoint, before the final evaluation
