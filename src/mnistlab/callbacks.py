@@ -98,12 +98,14 @@ class TerminateOnNaN(keras.callbacks.Callback):
     async_safe = True
 
     def on_train_begin(self, logs=None):
-        self.bad_batch = None
+        # Every bad batch seen (list.append is atomic): Keras' callback thread pool may
+        # run batch 4's hook before batch 3's, so the first one seen need not be the first.
+        self.bad_batches = []
 
-    def on_train_batch_end(self, batch, logs=None):  # on JAX: Keras' callback thread
+    def on_train_batch_end(self, batch, logs=None):  # on JAX: one of Keras' callback threads
         loss = (logs or {}).get("loss")
-        if self.bad_batch is None and loss is not None and not math.isfinite(float(loss)):
-            self.bad_batch = batch
+        if loss is not None and not math.isfinite(float(loss)):
+            self.bad_batches.append(batch)
 
     def on_train_batch_begin(self, batch, logs=None):
         self._stop_if_bad()
@@ -111,7 +113,10 @@ class TerminateOnNaN(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):  # Keras has waited for the batch hooks by now
         self._stop_if_bad()
 
+    def on_train_end(self, logs=None):  # every hook has run: the smallest index is the first bad batch
+        if self.bad_batches:
+            print(f"Batch {min(self.bad_batches)}: invalid loss, terminating training")
+
     def _stop_if_bad(self):
-        if self.bad_batch is not None and not self.model.stop_training:
-            print(f"Batch {self.bad_batch}: invalid loss, terminating training")
+        if self.bad_batches:
             self.model.stop_training = True
