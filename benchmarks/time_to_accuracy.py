@@ -205,11 +205,11 @@ def main(argv=None):
                                             "seed": seed, **r}) + "\n")
             results = done[key]
             mean_s = sum(r["train_s"] for r in results) / len(results)
-            rows.append((label, backend, results, mean_s, [r["to_val_bar_s"] for r in results]))
+            rows.append((label, peer, backend, results, mean_s, [r["to_val_bar_s"] for r in results]))
             if not peer:
                 ours_s = mean_s
         limit = TIME_GOALS[workload]
-        for label, backend, results, mean_s, to_bar in rows:
+        for label, peer, backend, results, mean_s, to_bar in rows:
             missed = [] if max(r["train_s"] for r in results) <= limit else [f"> {limit:g} s"]
             if workload == "lrtest":
                 goal, accs = f"<= {limit:g} s", "-"
@@ -219,7 +219,7 @@ def main(argv=None):
                     missed.insert(0, f"< {bar:.1%}")
             ok = f"no ({', '.join(missed)})" if missed else "yes"
             bar_s = ("-" if None in to_bar else f"{sum(to_bar) / len(to_bar):.1f}")
-            ratio = f"{mean_s / ours_s:.1f}x" if label.endswith("(peer)") and ours_s else ""
+            ratio = f"{mean_s / ours_s:.1f}x" if peer and ours_s else ""
             print(f"| {workload} ({goal}) | {label} | {backend} | {accs} | {ok} | {mean_s:.1f} | {bar_s} | {ratio} |",
                   flush=True)
 

@@ -13,6 +13,8 @@ shape means JAX compiles the step once.)
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import keras
 
@@ -83,8 +85,6 @@ def fit_inputs(batches: EpochBatches, x_val, y_val):
     """
     if keras.backend.backend() != "tensorflow":
         return batches, (x_val, y_val)
-    import itertools
-
     import tensorflow as tf
 
     options = tf.data.Options()
