@@ -13,6 +13,8 @@ adds the issue's time limit, which every seed's training must keep too):
                       validation_split 0.1) vs `--model cnn --preset fast`
     cnn995  >= 99.5%  in <= 120 s: the same peer (its runs from cnn99 are reused when both are asked
                       for) vs `--model cnn --preset fast-995`
+    gpu99   >= 99.0%  in <= 0.5 s of training, compilation not counted (the GPU goal: run it
+                      on a GPU): `--model cnn --preset gpu` on JAX, no peer
     lrtest  <= 3 s:   the LR range test of the default MLP (`mnistlab lr-find`'s work:
                       fresh model, Adam, batch 128, default steps, compilation included)
 
@@ -25,10 +27,13 @@ mnistlab/compile_cache.py): the first run of a configuration compiles, later
 ones load the compiled steps. --cold gives every run an empty cache.
 
 Each (config, seed) trains in its own subprocess on its backend. "train s" is
-the wall time of training (model.fit plus our final best-checkpoint choice,
-compilation included); "to val bar" is when validation accuracy first reached
-the bar (the peers' own stopping rules run on after that). Ratio = peer's
-mean train s / ours. Results are appended to benchmarks/out/time_to_accuracy.jsonl.
+the wall time of model.fit, compilation, validation and per-epoch checkpoints
+included (the peers' also include loading their best checkpoint); "compile s"
+is the part of it JAX spent tracing and compiling (or loading compiled steps
+from the cache), from JAX's monitoring events (- on TensorFlow). "to val bar" is
+when validation accuracy first reached the bar (the peers' own stopping rules
+run on after that). Ratio = peer's mean train s / ours. Results are appended
+to benchmarks/out/time_to_accuracy.jsonl.
 """
 
 from __future__ import annotations
@@ -62,6 +67,36 @@ class Clock(keras.callbacks.Callback):
 
 def first_at_bar(marks):
     return next((t for t, acc in marks if acc >= bar), None)
+
+# JAX's tracing, lowering and XLA compilation (or loading from the persistent cache) inside
+# model.fit, from JAX's own monitoring events: reported as compile_s, beside train_s.
+COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                  "/jax/core/compile/backend_compile_duration")
+spans, fit_window = [], []
+if keras.backend.backend() == "jax":
+    import jax.monitoring
+    jax.monitoring.register_event_time_span_listener(
+        lambda event, start, end, **kw: spans.append((start, end)) if event in COMPILE_EVENTS else None)
+    _fit = keras.Model.fit
+    def fit(self, *args, **kwargs):  # only to know when fit ran; calls Keras' own
+        fit_window.append(time.time())
+        try:
+            return _fit(self, *args, **kwargs)
+        finally:
+            fit_window.append(time.time())
+    keras.Model.fit = fit
+
+def compile_seconds():
+    # the union of the compile spans inside the last fit (nested traces overlap)
+    if not fit_window:
+        return None
+    t0, t1 = fit_window[-2:]
+    total, reach = 0.0, t0
+    for start, end in sorted((max(a, t0), min(b, t1)) for a, b in spans if b > t0 and a < t1):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 ds = data.load("mnist", data_dir=data_dir)
 keras.utils.set_random_seed(seed)
@@ -127,8 +162,9 @@ else:  # ours: "mlp" or "cnn" with a preset
     result = train(config, tempfile.mkdtemp() + "/run", dataset=ds, verbose=0)
     m = result.metrics
     marks = list(zip(np.cumsum(m["epoch_seconds"]).tolist(), result.history.get("val_accuracy", [])))
-    out = {"train_s": m["fit_seconds"], "test_accuracy": m["test_accuracy"], "epochs": m["epochs_run"],
-           "first_epoch_s": m["epoch_seconds"][0], "to_val_bar_s": first_at_bar(marks)}
+    out = {"train_s": m["fit_wall_seconds"], "test_accuracy": m["test_accuracy"], "epochs": m["epochs_run"],
+           "first_epoch_s": m["epoch_seconds"][0], "epoch_s": m["epoch_seconds"], "to_val_bar_s": first_at_bar(marks)}
+out["compile_s"] = compile_seconds()
 print("RESULT " + json.dumps(out))
 """
 
@@ -146,13 +182,19 @@ WORKLOADS = {
         ("Keras-docs convnet (peer)", "keras_docs_convnet", "tensorflow", {}),
         ("mnistlab --model cnn --preset fast-995", "cnn", "tensorflow", {"preset": "fast-995"}),
     ]),
+    # The GPU goal (the issue's "one H100"); on a CPU it runs, slowly.
+    "gpu99": (0.99, [
+        ("mnistlab --model cnn --preset gpu", "cnn", "jax", {"preset": "gpu"}),
+    ]),
     # A time goal alone, no accuracy bar.
     "lrtest": (0.0, [
         ("LR range test, default MLP", "lr_test", "jax", {}),
     ]),
 }
 # The issue's time goals on 2 cores: seconds of training (of the test, for lrtest) per seed.
-TIME_GOALS = {"mlp98": 5.0, "cnn99": 15.0, "cnn995": 120.0, "lrtest": 3.0}
+TIME_GOALS = {"mlp98": 5.0, "cnn99": 15.0, "cnn995": 120.0, "gpu99": 0.5, "lrtest": 3.0}
+# Workloads whose time goal leaves compilation out (the issue: "compile time reported separately").
+WITHOUT_COMPILE = {"gpu99"}
 
 
 def train_child(kind, backend, seed, data_dir, max_epochs, bar, extra, cold=False, peer=False):
@@ -178,8 +220,9 @@ def main(argv=None):
     args.out.parent.mkdir(parents=True, exist_ok=True)
     from mnistlab.config import PRESETS
     print(f"{platform.node()}, {os.cpu_count()} cores, seeds {args.seeds}\n")
-    print("| workload | config | backend | test acc per seed | goal met | mean train s | mean s to val bar | peer / ours |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| workload | config | backend | test acc per seed | goal met | mean train s | mean compile s "
+          "| mean s to val bar | peer / ours |")
+    print("|---|---|---|---|---|---|---|---|---|")
     done = {}  # (kind, backend, extra) -> results: a peer shared by two workloads runs once
     for workload in args.workloads:
         bar, configs = WORKLOADS[workload]
@@ -210,18 +253,26 @@ def main(argv=None):
                 ours_s = mean_s
         limit = TIME_GOALS[workload]
         for label, peer, backend, results, mean_s, to_bar in rows:
-            missed = [] if max(r["train_s"] for r in results) <= limit else [f"> {limit:g} s"]
+            compiles = [r.get("compile_s") for r in results]
+            timed = [r["train_s"] - ((c or 0) if workload in WITHOUT_COMPILE else 0) for r, c in zip(results, compiles)]
+            missed = [] if max(timed) <= limit else [f"> {limit:g} s"]
             if workload == "lrtest":
                 goal, accs = f"<= {limit:g} s", "-"
             else:
-                goal, accs = f">= {bar:.1%} in <= {limit:g} s", " / ".join(f"{r['test_accuracy']:.4f}" for r in results)
+                goal = f">= {bar:.1%} in <= {limit:g} s" + (" without compiling" if workload in WITHOUT_COMPILE else "")
+                accs = " / ".join(f"{r['test_accuracy']:.4f}" for r in results)
                 if min(r["test_accuracy"] for r in results) < bar:
                     missed.insert(0, f"< {bar:.1%}")
             ok = f"no ({', '.join(missed)})" if missed else "yes"
-            bar_s = ("-" if None in to_bar else f"{sum(to_bar) / len(to_bar):.1f}")
+            bar_s = ("-" if None in to_bar else _secs(sum(to_bar) / len(to_bar)))
+            compile_s = "-" if None in compiles else _secs(sum(compiles) / len(compiles))
             ratio = f"{mean_s / ours_s:.1f}x" if peer and ours_s else ""
-            print(f"| {workload} ({goal}) | {label} | {backend} | {accs} | {ok} | {mean_s:.1f} | {bar_s} | {ratio} |",
-                  flush=True)
+            print(f"| {workload} ({goal}) | {label} | {backend} | {accs} | {ok} | {_secs(mean_s)} | {compile_s} "
+                  f"| {bar_s} | {ratio} |", flush=True)
+
+
+def _secs(value):
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
 if __name__ == "__main__":

@@ -87,6 +87,26 @@ def test_resume_in_process_is_bit_identical(tiny, tmp_path, monkeypatch, steps_p
     assert again.already_finished and again.metrics == json.loads((tmp_path / "cut" / "metrics.json").read_text())
 
 
+def test_validation_every_other_epoch_checkpoints_those_and_resumes_exactly(tiny, tmp_path, monkeypatch):
+    # validation_freq=2 over 5 epochs: validated (and checkpointed) after epochs 2, 4 and 5
+    full = train(config(epochs=5, validation_freq=2), tmp_path / "full", dataset=tiny, verbose=0)
+    val = np.array(full.history["val_accuracy"])
+    assert np.isnan(val[[0, 2]]).all() and np.isfinite(val[[1, 3, 4]]).all(), val
+    assert full.metrics["best_epoch"] in (2, 4, 5) and len(full.history["loss"]) == 5
+    import mnistlab.training as tr
+
+    real = tr.make_callbacks
+    monkeypatch.setattr(tr, "make_callbacks", lambda *a, **k: [*real(*a, **k), StopAfter(3)])
+    with pytest.raises(KeyboardInterrupt):  # after epoch 3, which was not validated: no checkpoint of it
+        train(config(epochs=5, validation_freq=2), tmp_path / "cut", dataset=tiny, verbose=0)
+    monkeypatch.setattr(tr, "make_callbacks", real)
+    resumed = train(None, tmp_path / "cut", dataset=tiny, verbose=0, resume=True)
+    assert resumed.resumed_at_epoch == 3  # epoch 3 is trained again, the same way
+    assert same_weights(weights(tmp_path / "full"), weights(tmp_path / "cut"))
+    np.testing.assert_equal(resumed.history, full.history)  # NaN where not validated, in both
+    assert (tmp_path / "cut" / "history.csv").read_text() == (tmp_path / "full" / "history.csv").read_text()
+
+
 def test_resume_refuses_changes_and_corruption(tiny, tmp_path):
     run = tmp_path / "run"
     train(config(epochs=2), run, dataset=tiny, verbose=0)

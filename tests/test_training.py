@@ -199,3 +199,19 @@ def test_fit_inputs_feed_the_same_batches_in_the_same_order():
     assert [len(yb) for _, yb in val_data] == [10, 10, 5]  # every validation example, in order
     assert np.array_equal(np.concatenate([yb.numpy() for _, yb in val_data]), y[:25])
     assert train_data.options().autotune.enabled is False and val_data.options().autotune.enabled is False
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="on_device is JAX's")
+def test_batches_on_device_are_the_same_batches():
+    import jax
+
+    from mnistlab.batches import EpochBatches, fit_inputs
+
+    x, y = np.arange(400, dtype="float32").reshape(100, 2, 2), np.arange(100)
+    b = EpochBatches(x, y, batch_size=10, seed=1, steps=7)
+    on_device, _ = fit_inputs(b, x[:25], y[:25], on_device=True)
+    assert on_device is not b and isinstance(on_device.x, jax.Array) and isinstance(b.x, np.ndarray)
+    for i in range(21):  # three epochs
+        xb, yb = on_device[i]
+        assert isinstance(xb, jax.Array)
+        assert np.array_equal(np.asarray(xb), b[i][0]) and np.array_equal(np.asarray(yb), b[i][1])

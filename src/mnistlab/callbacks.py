@@ -1,6 +1,6 @@
-"""Small callbacks Keras does not ship. Everything else is Keras' own
-(ModelCheckpoint, EarlyStopping, ReduceLROnPlateau, TerminateOnNaN, CSVLogger,
-TensorBoard), wired together in `mnistlab.training`."""
+"""Small callbacks Keras does not ship, and thin variants of Keras' own
+(EarlyStopping and ReduceLROnPlateau that skip unvalidated epochs, TerminateOnNaN,
+TensorBoard); CSVLogger is Keras' as it is. Wired together in `mnistlab.training`."""
 
 from __future__ import annotations
 
@@ -39,6 +39,23 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.times.append(time.perf_counter() - self._start)
+
+
+class _ValidatedEpochsOnly:
+    """Acts at the end of validated epochs only (with `validation_freq` > 1, the
+    others have no `val_` logs, and Keras' callbacks would warn every such epoch)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs and self.monitor in logs:
+            super().on_epoch_end(epoch, logs)
+
+
+class EarlyStopping(_ValidatedEpochsOnly, keras.callbacks.EarlyStopping):
+    """Keras' EarlyStopping; `patience` counts validated epochs. Args: as Keras'."""
+
+
+class ReduceLROnPlateau(_ValidatedEpochsOnly, keras.callbacks.ReduceLROnPlateau):
+    """Keras' ReduceLROnPlateau; `patience` counts validated epochs. Args: as Keras'."""
 
 
 class EpochTensorBoard(keras.callbacks.TensorBoard):

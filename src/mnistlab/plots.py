@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from mnistlab.runs import atomic_path  # noqa: E402
 
@@ -30,14 +31,15 @@ def plot_learning_curves(history: dict, path=None):
     fig, axes = plt.subplots(1, 2 + has_lr, figsize=(5 * (2 + has_lr), 3.8))
     for ax, (key, title) in zip(axes, panels):
         ax.plot(epochs, history.get(key, []), "o-", ms=3, label="train")
-        if "val_" + key in history:
-            ax.plot(epochs, history["val_" + key], "o-", ms=3, label="validation")
+        if "val_" + key in history:  # validated epochs only (validation_freq may skip some)
+            val = np.asarray(history["val_" + key], dtype=float)
+            ax.plot(np.asarray(epochs)[~np.isnan(val)], val[~np.isnan(val)], "o-", ms=3, label="validation")
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()
-    if "val_accuracy" in history and len(history["val_accuracy"]):
-        best = max(range(len(history["val_accuracy"])), key=history["val_accuracy"].__getitem__)
+    if "val_accuracy" in history and not np.isnan(np.asarray(history["val_accuracy"], dtype=float)).all():
+        best = int(np.nanargmax(np.asarray(history["val_accuracy"], dtype=float)))
         axes[1].axvline(best + 1, color="grey", ls="--", lw=1)
         axes[1].annotate(f"best {history['val_accuracy'][best]:.4f}", (best + 1, history["val_accuracy"][best]),
                          textcoords="offset points", xytext=(-60, -15), fontsize=8)

@@ -40,6 +40,8 @@ def add_arguments(p):
     p.add_argument("--label-smoothing", type=float, default=None, help="label smoothing in [0, 1) (needs --one-hot)")
     p.add_argument("--steps-per-execution", type=int, default=None, metavar="N",
                    help="training steps per call into the backend (faster; epochs then take a multiple of N batches)")
+    p.add_argument("--validation-freq", type=int, default=None, metavar="N",
+                   help="validate and checkpoint every N epochs and after the last (default 1)")
     p.add_argument("--deterministic", action="store_true", default=None,
                    help="bit-identical same-seed runs (TensorFlow op determinism; see README)")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
@@ -83,7 +85,7 @@ ARCH_FLAGS = ("depth", "width", "activation", "filters", "convs", "dense", "drop
 
 TRAIN_FLAGS = ("dataset", "epochs", "batch_size", "optimizer", "lr", "schedule", "patience", "seed",
                "val_fraction", "train_limit", "one_hot", "label_smoothing", "offline_augment", "deterministic",
-               "steps_per_execution")
+               "steps_per_execution", "validation_freq")
 
 
 def config_from_args(args):
