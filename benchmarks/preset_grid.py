@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 from pathlib import Path
 
 from time_to_accuracy import OUT, train_child
@@ -53,8 +54,13 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|")
     for variant in variants:
         extra = {"preset": args.preset, **variant}
-        results = [train_child(args.model, args.backend, seed, args.data_dir, args.max_epochs, args.bar, extra)
-                   for seed in args.seeds]
+        try:
+            results = [train_child(args.model, args.backend, seed, args.data_dir, args.max_epochs, args.bar, extra)
+                       for seed in args.seeds]
+        except SystemExit as e:  # one variant's failure (printed) does not end the grid
+            print(f"| `{json.dumps(variant)}` | failed: {str(e).splitlines()[0]} | | | | | |", flush=True)
+            print(e, file=sys.stderr)
+            continue
         with open(args.out, "a") as f:
             for seed, r in zip(args.seeds, results):
                 f.write(json.dumps({"model": args.model, "backend": args.backend, "seed": seed, **extra, **r}) + "\n")

@@ -33,6 +33,7 @@ def test_train_tiny_end_to_end(tiny_mnist_dir, tmp_path):
     (["--lr", "-0.1"], "invalid lr=-0.1"),
     (["--batch-size", "0"], "invalid batch_size=0"),
     (["--steps-per-execution", "0"], "invalid steps_per_execution=0"),
+    (["--validation-freq", "0"], "invalid validation_freq=0"),
     (["--model", "cnn", "--depth", "3"], "depth not an option of the cnn"),
     (["--preset", "nope"], "unknown preset 'nope'"),
     (["--one-hot", "--label-smoothing", "1.5"], "invalid label_smoothing=1.5"),
@@ -44,6 +45,14 @@ def test_bad_input_exits_2_without_traceback(args, message, tmp_path):
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "r" / "config.json").exists()
+
+
+def test_batch_larger_than_the_training_set_exits_2(tiny_mnist_dir, tmp_path):
+    proc = mnistlab("train", "--batch-size", "1024", "--data-dir", tiny_mnist_dir, "--run-dir", tmp_path / "r",
+                    MNISTLAB_SKIP_MD5=1)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "batch_size=1024 is more than the 540 training examples" in proc.stderr
     assert not (tmp_path / "r" / "config.json").exists()
 
 

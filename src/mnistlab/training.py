@@ -72,6 +72,9 @@ def prepare_data(config: TrainConfig, dataset=None, data_dir=None) -> Splits:
         x_tr, y_tr = x_tr[: config.train_limit], y_tr[: config.train_limit]
     if config.offline_augment:
         x_tr, y_tr = data_lib.shift_augment(x_tr, y_tr)
+    if config.batch_size > len(x_tr):
+        raise MnistlabError(f"batch_size={config.batch_size} is more than the {len(x_tr)} training examples: "
+                            f"lower --batch-size to at most {len(x_tr)}")
     as_float = lambda a: np.asarray(a, dtype="float32")  # noqa: E731
     return Splits(as_float(x_tr), y_tr.astype("int32"), as_float(x_val), y_val.astype("int32"),
                   as_float(ds.x_test), ds.y_test.astype("int32"))
