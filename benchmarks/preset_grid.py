@@ -64,15 +64,15 @@ def main(argv=None):
         with open(args.out, "a") as f:
             for seed, r in zip(args.seeds, results):
                 f.write(json.dumps({"model": args.model, "backend": args.backend, "seed": seed, **extra, **r}) + "\n")
-        compiles = [r.get("compile_s") or 0.0 for r in results]
+        compiles = [r.get("compile_s") for r in results]  # None on TensorFlow
         accs = [r["test_accuracy"] for r in results]
         cells = [
             f"`{json.dumps(variant)}`",
             " / ".join(f"{a:.4f}" for a in accs),
             "yes" if min(accs) >= args.bar else "no",
             " / ".join(f"{r['train_s']:.2f}" for r in results),
-            " / ".join(f"{c:.2f}" for c in compiles),
-            f"{max(r['train_s'] - c for r, c in zip(results, compiles)):.2f}",
+            " / ".join("-" if c is None else f"{c:.2f}" for c in compiles),
+            f"{max(r['train_s'] - (c or 0.0) for r, c in zip(results, compiles)):.2f}",
             " / ".join(f"{t:.3f}" for t in results[-1].get("epoch_s", [])),
         ]
         print("| " + " | ".join(cells) + " |", flush=True)
