@@ -34,6 +34,7 @@ def test_train_tiny_end_to_end(tiny_mnist_dir, tmp_path):
     (["--batch-size", "0"], "invalid batch_size=0"),
     (["--steps-per-execution", "0"], "invalid steps_per_execution=0"),
     (["--validation-freq", "0"], "invalid validation_freq=0"),
+    (["--bn-momentum", "1.5"], "bn_momentum must be in [0, 1)"),
     (["--model", "cnn", "--depth", "3"], "depth not an option of the cnn"),
     (["--preset", "nope"], "unknown preset 'nope'"),
     (["--one-hot", "--label-smoothing", "1.5"], "invalid label_smoothing=1.5"),
@@ -54,6 +55,16 @@ def test_batch_larger_than_the_training_set_exits_2(tiny_mnist_dir, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "batch_size=1024 is more than the 540 training examples" in proc.stderr
     assert not (tmp_path / "r" / "config.json").exists()
+
+
+def test_gpu_preset_defaults_to_jax():
+    from argparse import Namespace
+
+    from mnistlab.commands import train as cmd
+
+    assert cmd.default_backend(Namespace(resume=None, model="cnn", preset="gpu")) == "jax"
+    assert cmd.default_backend(Namespace(resume=None, model="cnn", preset="fast")) == "tensorflow"
+    assert cmd.default_backend(Namespace(resume=None, model=None, preset=None)) == "jax"
 
 
 def test_argparse_errors_exit_2():

@@ -28,6 +28,8 @@ MODEL_OPTIONS = {
 
 # The faster backend per model, measured on a 2-core CPU (BENCHMARKS.md, "Backend per model").
 DEFAULT_BACKEND = {"mlp": "jax", "cnn": "tensorflow"}
+# Presets that want another backend: on a GPU, JAX (BENCHMARKS.md, "On a GPU").
+PRESET_BACKEND = {("cnn", "gpu"): "jax"}
 
 
 @dataclasses.dataclass
@@ -103,6 +105,9 @@ class TrainConfig:
         if unknown:
             bad("model_options", f"{', '.join(sorted(unknown))} not an option of the {self.model} "
                 f"(its options: {', '.join(MODEL_OPTIONS[self.model])})")
+        momentum = self.model_options.get("bn_momentum", 0.99)
+        if not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
+            bad("model_options", f"bn_momentum must be in [0, 1) (e.g. 0.9), got {momentum!r}")
         if self.optimizer not in OPTIMIZERS:
             bad("optimizer", f"choose one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:

@@ -98,6 +98,8 @@ def build_mlp(
         raise MnistlabError(f"MLP needs depth >= 1 and positive widths, got depth={depth}, width={width}")
     if not 0 <= dropout < 1:
         raise MnistlabError(f"dropout must be in [0, 1), got {dropout}")
+    if not 0 <= bn_momentum < 1:
+        raise MnistlabError(f"bn_momentum must be in [0, 1) (e.g. 0.9), got {bn_momentum}")
     reg = _regularizer(l2)
     inputs, x = _input_block(rotation, zoom, shift, elastic, elastic_sigma)
     x = layers.Flatten()(x)
@@ -154,6 +156,8 @@ def build_cnn(
         raise MnistlabError(f"convs (convolutions per block) must be a whole number >= 1, got {convs}")
     if not 0 <= dropout < 1:
         raise MnistlabError(f"dropout must be in [0, 1), got {dropout}")
+    if not 0 <= bn_momentum < 1:
+        raise MnistlabError(f"bn_momentum must be in [0, 1) (e.g. 0.9), got {bn_momentum}")
     reg = _regularizer(l2)
     inputs, x = _input_block(rotation, zoom, shift, elastic, elastic_sigma)
     x = layers.Reshape((28, 28, 1))(x)

@@ -11,7 +11,7 @@ import contextlib
 import time
 from pathlib import Path
 
-from mnistlab.config import DEFAULT_BACKEND, MODELS, OPTIMIZERS, SCHEDULES
+from mnistlab.config import DEFAULT_BACKEND, MODELS, OPTIMIZERS, PRESET_BACKEND, SCHEDULES
 
 
 def _lr(value: str):
@@ -56,6 +56,8 @@ def add_arguments(p):
     arch.add_argument("--dropout", type=float, default=None, help="dropout rate")
     arch.add_argument("--l2", type=float, default=None, help="L2 weight penalty")
     arch.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None)
+    arch.add_argument("--bn-momentum", type=float, default=None,
+                      help="batch norm's moving-average momentum (default 0.99; ~0.9 for a few hundred steps)")
     aug = p.add_argument_group("augmentation in training (0 turns each off)")
     aug.add_argument("--rotation", type=float, default=None, help="max rotation, degrees")
     aug.add_argument("--zoom", type=float, default=None, help="max relative zoom")
@@ -76,10 +78,11 @@ def default_backend(args):
 
         with contextlib.suppress(Exception):  # a bad folder is reported by run()
             return read_json(args.resume / "config.json")["backend"]
-    return DEFAULT_BACKEND[args.model or "mlp"]
+    model = args.model or "mlp"
+    return PRESET_BACKEND.get((model, args.preset), DEFAULT_BACKEND[model])
 
 
-ARCH_FLAGS = ("depth", "width", "activation", "filters", "convs", "dense", "dropout", "l2", "batch_norm",
+ARCH_FLAGS = ("depth", "width", "activation", "filters", "convs", "dense", "dropout", "l2", "batch_norm", "bn_momentum",
               "rotation", "zoom", "shift", "elastic", "elastic_sigma")
 
 
