@@ -104,7 +104,10 @@ def test_validation_every_other_epoch_checkpoints_those_and_resumes_exactly(tiny
     assert resumed.resumed_at_epoch == 3  # epoch 3 is trained again, the same way
     assert same_weights(weights(tmp_path / "full"), weights(tmp_path / "cut"))
     np.testing.assert_equal(resumed.history, full.history)  # NaN where not validated, in both
-    assert (tmp_path / "cut" / "history.csv").read_text() == (tmp_path / "full" / "history.csv").read_text()
+    csv_text = (tmp_path / "full" / "history.csv").read_text()
+    assert (tmp_path / "cut" / "history.csv").read_text() == csv_text
+    assert csv_text.splitlines()[0] == "epoch,accuracy,learning_rate,loss,val_accuracy,val_loss", csv_text
+    assert csv_text.splitlines()[1].endswith(",NA,NA") and "NA" not in csv_text.splitlines()[2], csv_text
 
 
 def test_resume_refuses_changes_and_corruption(tiny, tmp_path):

@@ -1,6 +1,6 @@
 """Small callbacks Keras does not ship, and thin variants of Keras' own
-(EarlyStopping and ReduceLROnPlateau that skip unvalidated epochs, TerminateOnNaN,
-TensorBoard); CSVLogger is Keras' as it is. Wired together in `mnistlab.training`."""
+(EarlyStopping and ReduceLROnPlateau that skip unvalidated epochs, CSVLogger,
+TerminateOnNaN, TensorBoard). Wired together in `mnistlab.training`."""
 
 from __future__ import annotations
 
@@ -56,6 +56,21 @@ class EarlyStopping(_ValidatedEpochsOnly, keras.callbacks.EarlyStopping):
 
 class ReduceLROnPlateau(_ValidatedEpochsOnly, keras.callbacks.ReduceLROnPlateau):
     """Keras' ReduceLROnPlateau; `patience` counts validated epochs. Args: as Keras'."""
+
+
+class CSVLogger(keras.callbacks.CSVLogger):
+    """Keras' CSVLogger, with validation columns for the model's metrics only.
+
+    Keras fixes the columns at the first epoch it logs; when that epoch was not
+    validated (`validation_freq` > 1) it adds `val_` to every key, so the file
+    got a `val_learning_rate` column that is never filled. Args: as Keras'.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.keys is None and not any(k.startswith("val_") for k in logs):
+            self.keys = sorted(logs) + [f"val_{k}" for k in sorted(logs) if k != "learning_rate"]
+        super().on_epoch_end(epoch, logs)
 
 
 class EpochTensorBoard(keras.callbacks.TensorBoard):

@@ -30,8 +30,8 @@ import numpy as np
 from mnistlab import data as data_lib
 from mnistlab import runs
 from mnistlab.batches import EpochBatches, fit_inputs
-from mnistlab.callbacks import (EarlyStopping, EpochTensorBoard, EpochTimer, LearningRateLogger, ReduceLROnPlateau,
-                                TerminateOnNaN)
+from mnistlab.callbacks import (CSVLogger, EarlyStopping, EpochTensorBoard, EpochTimer, LearningRateLogger,
+                                ReduceLROnPlateau, TerminateOnNaN)
 from mnistlab.checkpoints import ResumeState, RunCheckpoint
 from mnistlab.compile_cache import enable_compile_cache
 from mnistlab.config import TrainConfig
@@ -181,7 +181,7 @@ def make_callbacks(config: TrainConfig, run_dir: Path, timer=None, resume=None) 
         LearningRateLogger(),
         TerminateOnNaN(),
         early,
-        keras.callbacks.CSVLogger(run_dir / runs.HISTORY, append=resume is not None),
+        CSVLogger(run_dir / runs.HISTORY, append=resume is not None),
         EpochTensorBoard(log_dir=str(run_dir / runs.TENSORBOARD)),
     ]
     if plateau is not None:
