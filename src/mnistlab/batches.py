@@ -98,7 +98,7 @@ class _DeviceEpochBatches(EpochBatches):
 
         b = batches
         super().__init__(b.x, b.y, b.batch_size, b.seed, first_epoch=b.first_epoch, steps=b.steps)
-        self.x, self.y = jax.device_put(batches.x), jax.device_put(batches.y)
+        self.x, self.y = jax.device_put(b.x), jax.device_put(b.y)
         self._take = jax.jit(lambda x, y, idx: (x[idx], y[idx]))
 
     def __getitem__(self, i):

@@ -57,6 +57,13 @@ def _regularizer(l2):
     return keras.regularizers.L2(l2) if l2 > 0 else None
 
 
+def _check_rates(dropout: float, bn_momentum: float) -> None:
+    if not 0 <= dropout < 1:
+        raise MnistlabError(f"dropout must be in [0, 1), got {dropout}")
+    if not 0 <= bn_momentum < 1:
+        raise MnistlabError(f"bn_momentum must be in [0, 1) (e.g. 0.9), got {bn_momentum}")
+
+
 def build_mlp(
     depth: int = MLP_DEFAULTS["depth"],
     width: int = MLP_DEFAULTS["width"],
@@ -96,10 +103,7 @@ def build_mlp(
     widths = list(width) if isinstance(width, (list, tuple)) else [width] * depth
     if depth < 1 or len(widths) != depth or min(widths) < 1:
         raise MnistlabError(f"MLP needs depth >= 1 and positive widths, got depth={depth}, width={width}")
-    if not 0 <= dropout < 1:
-        raise MnistlabError(f"dropout must be in [0, 1), got {dropout}")
-    if not 0 <= bn_momentum < 1:
-        raise MnistlabError(f"bn_momentum must be in [0, 1) (e.g. 0.9), got {bn_momentum}")
+    _check_rates(dropout, bn_momentum)
     reg = _regularizer(l2)
     inputs, x = _input_block(rotation, zoom, shift, elastic, elastic_sigma)
     x = layers.Flatten()(x)
@@ -154,10 +158,7 @@ def build_cnn(
         raise MnistlabError(f"CNN needs at least one block of positive filters, got {filters}")
     if not isinstance(convs, int) or convs < 1:
         raise MnistlabError(f"convs (convolutions per block) must be a whole number >= 1, got {convs}")
-    if not 0 <= dropout < 1:
-        raise MnistlabError(f"dropout must be in [0, 1), got {dropout}")
-    if not 0 <= bn_momentum < 1:
-        raise MnistlabError(f"bn_momentum must be in [0, 1) (e.g. 0.9), got {bn_momentum}")
+    _check_rates(dropout, bn_momentum)
     reg = _regularizer(l2)
     inputs, x = _input_block(rotation, zoom, shift, elastic, elastic_sigma)
     x = layers.Reshape((28, 28, 1))(x)

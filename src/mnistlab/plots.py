@@ -38,8 +38,9 @@ def plot_learning_curves(history: dict, path=None):
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()
-    if "val_accuracy" in history and not np.isnan(np.asarray(history["val_accuracy"], dtype=float)).all():
-        best = int(np.nanargmax(np.asarray(history["val_accuracy"], dtype=float)))
+    val_acc = np.asarray(history.get("val_accuracy", []), dtype=float)
+    if val_acc.size and not np.isnan(val_acc).all():
+        best = int(np.nanargmax(val_acc))
         axes[1].axvline(best + 1, color="grey", ls="--", lw=1)
         axes[1].annotate(f"best {history['val_accuracy'][best]:.4f}", (best + 1, history["val_accuracy"][best]),
                          textcoords="offset points", xytext=(-60, -15), fontsize=8)
