@@ -17,43 +17,39 @@ def tiny_model():
     return model
 
 
-def scalar_names(callback, monkeypatch):
-    """Record the tag of every tf.summary.scalar call the callback makes."""
-    names = []
-    real = callback.summary.scalar
-
-    def spy(name, *args, **kwargs):
-        names.append(name)
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(callback.summary, "scalar", spy)
-    return names
-
-
 def fit(callback, epochs=2):
     x = np.random.default_rng(0).random((40, 4), dtype="float32")
     y = np.arange(40) % 3
     tiny_model().fit(x, y, batch_size=8, epochs=epochs, validation_data=(x, y), callbacks=[callback], verbose=0)
 
 
-def test_epoch_mode_writes_epoch_summaries_and_nothing_per_batch(tmp_path, monkeypatch):
-    pytest.importorskip("tensorflow")
+def events(folder):
+    """(run folder, tag, step, value) of every summary in the event files under `folder`."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.util import tensor_util
+
+    return sorted((p.parent.name, v.tag, e.step, tensor_util.make_ndarray(v.tensor).item())
+                  for p in folder.rglob("events.out.tfevents*") for e in EventFileLoader(str(p)).Load()
+                  for v in e.summary.value)
+
+
+def test_writes_epoch_summaries_and_has_no_batch_hooks(tmp_path):
     cb = EpochTensorBoard(log_dir=str(tmp_path))
-    names = scalar_names(cb, monkeypatch)
     fit(cb)
-    assert cb.async_safe
-    assert not [n for n in names if n.startswith("batch_")], names  # Keras' own class: 10 per metric
-    assert names.count("epoch_loss") == 4 and names.count("epoch_accuracy") == 4  # train + validation, 2 epochs
-    assert {p.parent.name for p in tmp_path.rglob("events.out.tfevents*")} == {"train", "validation"}
-
-
-def test_batch_mode_is_keras_behaviour(tmp_path, monkeypatch):
-    pytest.importorskip("tensorflow")
-    cb = EpochTensorBoard(log_dir=str(tmp_path), update_freq=1)
-    names = scalar_names(cb, monkeypatch)
-    fit(cb)
-    assert not cb.async_safe
-    assert names.count("batch_loss") == 10  # 5 batches x 2 epochs
+    base = keras.callbacks.Callback
+    assert all(getattr(EpochTensorBoard, hook) is getattr(base, hook)  # nothing runs per batch
+               for hook in ("on_train_batch_begin", "on_train_batch_end", "on_test_batch_end"))
+    written = events(tmp_path)
+    steps = {(run, tag): [] for run, tag, _, _ in written}
+    for run, tag, step, _ in written:
+        steps[run, tag].append(step)
+    assert steps[("train", "epoch_loss")] == steps[("validation", "epoch_accuracy")] == [0, 1]
+    assert steps[("train", "epoch_learning_rate")] == [0, 1]
+    assert steps[("validation", "evaluation_loss_vs_iterations")] == [5, 10]  # 5 batches an epoch
+    lr = [v for run, tag, _, v in written if tag == "epoch_learning_rate"]
+    assert lr == pytest.approx([0.01, 0.01])  # SGD's default
+    graph = [v for run, tag, _, v in written if tag == "keras"]
+    assert len(graph) == 1 and b'"class_name": "Sequential"' in graph[0]
 
 
 def test_same_event_files_as_keras_tensorboard(tmp_path):

@@ -130,3 +130,22 @@ def test_fashion_mnist_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr
     evaluation = json.loads((run / "evaluation.json").read_text())
     assert evaluation["class_names"][0] == "T-shirt/top" and evaluation["dataset"] == "fashion_mnist"
+
+
+def test_a_jax_run_does_not_import_tensorflow(tiny_mnist_dir, tmp_path):
+    # TensorFlow costs seconds to import on a 2-core laptop; a JAX run has no use for it
+    # (TensorBoard logs are written by mnistlab.summaries).
+    run = tmp_path / "run"
+    script = ("import sys\nfrom mnistlab.cli import main\n"
+              "codes = [main(a) for a in (sys.argv[1:sys.argv.index('--')], sys.argv[sys.argv.index('--') + 1:])]\n"
+              "print('codes', codes, 'tensorflow imported:', 'tensorflow' in sys.modules)\n")
+    train = ["train", "--model", "mlp", "--epochs", "1", "--width", "32", "--depth", "1", "--lr", "auto",
+             "--data-dir", tiny_mnist_dir, "--run-dir", run, "--verbose", "0"]
+    evaluate = ["evaluate", run, "--data-dir", tiny_mnist_dir]
+    proc = subprocess.run([sys.executable, "-c", script, *map(str, train), "--", *map(str, evaluate)],
+                          capture_output=True, text=True, timeout=600,
+                          env=cli_env(KERAS_BACKEND="jax", MNISTLAB_SKIP_MD5=1))
+    assert proc.returncode == 0, proc.stderr
+    assert "codes [0, 0] tensorflow imported: False" in proc.stdout, proc.stdout + proc.stderr
+    assert list((run / "tensorboard" / "train").glob("events.out.tfevents*"))
+    assert list((run / "tensorboard" / "evaluation").glob("events.out.tfevents*"))

@@ -73,44 +73,69 @@ class CSVLogger(keras.callbacks.CSVLogger):
         super().on_epoch_end(epoch, logs)
 
 
-class EpochTensorBoard(keras.callbacks.TensorBoard):
-    """Keras' TensorBoard callback, minus its per-batch work when it logs per epoch.
+class EpochTensorBoard(keras.callbacks.Callback):
+    """Per-epoch TensorBoard logs, the same as Keras' callback writes, without TensorFlow.
 
-    Keras 3.15's callback, even with `update_freq="epoch"`, calls
-    `tf.summary.scalar` for every metric on every batch (the values are thrown
-    away: no writer is active) and, by overriding `on_train_batch_end`, makes
-    Keras turn off the asynchronous dispatch of batch callbacks on JAX. Measured
-    in BENCHMARKS.md ("Time to accuracy", levers): about a millisecond per batch
-    on 2 cores. Here the batch hooks do nothing unless batch-level summaries
-    or profiling were asked for; the train graph (TensorFlow only) is written at
-    the first epoch's end instead of the first batch's. Args: as Keras'.
+    Writes what `keras.callbacks.TensorBoard` writes with its defaults:
+    `train/epoch_<metric>` (the learning rate included) each epoch and the model's
+    conceptual graph; `validation/epoch_<metric>` and
+    `validation/evaluation_<metric>_vs_iterations` after each validation.
+
+    Why not Keras' callback: it needs TensorFlow on every backend (importing it is
+    several seconds of a JAX run on 2 cores), its first write inside `fit` cost
+    118-176 ms, and even in epoch mode it calls `tf.summary.scalar` on every batch
+    and, by having a batch-end hook, stops Keras running batch hooks in the
+    background on JAX (about a millisecond per batch; BENCHMARKS.md, "Time to
+    accuracy", levers). For batch-level summaries, weight histograms, profiling or
+    TensorFlow's op graph, pass Keras' callback to `fit` yourself.
+
+    Args:
+        log_dir: the folder TensorBoard is pointed at (`train/` and
+            `validation/` are made in it).
+        write_graph: write the model's configuration for TensorBoard's Graphs tab.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._batch_work = (self.update_freq != "epoch" or self.write_steps_per_second
-                            or self._should_trace)
-        # Keras dispatches batch callbacks in a background thread (JAX) only when
-        # every callback says it may; ours does nothing per batch in epoch mode.
-        self.async_safe = not self._batch_work
+    def __init__(self, log_dir, write_graph: bool = True):
+        super().__init__()
+        self.log_dir = str(log_dir)
+        self.write_graph = write_graph
+        self._writers = {}
 
-    def on_train_batch_begin(self, batch, logs=None):
-        if self._batch_work:
-            super().on_train_batch_begin(batch, logs)
+    def _writer(self, name: str):
+        from mnistlab.summaries import EventWriter
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self._batch_work:
-            super().on_train_batch_end(batch, logs)
+        if name not in self._writers:
+            self._writers[name] = EventWriter(f"{self.log_dir}/{name}")
+        return self._writers[name]
 
-    def on_test_batch_begin(self, batch, logs=None):
-        if self._batch_work:
-            super().on_test_batch_begin(batch, logs)
+    def on_train_begin(self, logs=None):
+        if self.write_graph:
+            self._writer("train").keras_model(self.model)
+
+    def on_test_end(self, logs=None):
+        optimizer = self.model.optimizer
+        if not logs or optimizer is None:
+            return
+        step = int(keras.ops.convert_to_numpy(optimizer.iterations))
+        for name, value in logs.items():
+            self._writer("validation").scalar(f"evaluation_{name}_vs_iterations", value, step)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._should_write_train_graph:
-            self._write_keras_model_train_graph()
-            self._should_write_train_graph = False
-        super().on_epoch_end(epoch, logs)
+        logs = dict(logs or {})
+        if self.model.optimizer is not None and "learning_rate" not in logs:
+            logs["learning_rate"] = current_lr(self.model.optimizer)
+        for name, value in logs.items():
+            if name.startswith("val_"):
+                self._writer("validation").scalar(f"epoch_{name[4:]}", value, epoch)
+            else:
+                self._writer("train").scalar(f"epoch_{name}", value, epoch)
+        for writer in self._writers.values():
+            writer.flush()
+
+    def on_train_end(self, logs=None):
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
 
 
 class TerminateOnNaN(keras.callbacks.Callback):

@@ -273,21 +273,17 @@ def write_tensorboard(run_dir, figures: dict, result: dict, step: int = 0) -> Pa
     """The figures (name -> PNG path) as images, accuracy/loss as scalars and the
     per-class table as text, under run_dir/tensorboard/evaluation (replacing
     an earlier evaluation's)."""
-    import tensorflow as tf
+    from mnistlab.summaries import EventWriter
 
     log_dir = Path(run_dir) / runs.TENSORBOARD / TB_EVALUATION
     for old in log_dir.glob("events.out.tfevents.*"):  # the folder holds the latest evaluation only
         old.unlink()
-    writer = tf.summary.create_file_writer(str(log_dir))
-    with writer.as_default():
+    with EventWriter(log_dir) as writer:
         for name, png in figures.items():
-            image = tf.io.decode_png(Path(png).read_bytes(), channels=3)
-            tf.summary.image(name, image[None], step=step)
-        tf.summary.scalar("test_accuracy", result["test_accuracy"], step=step)
-        tf.summary.scalar("test_loss", result["test_loss"], step=step)
-        tf.summary.text("per_class", markdown_table(result), step=step)
-    writer.flush()
-    writer.close()
+            writer.image(name, Path(png).read_bytes(), step)
+        writer.scalar("test_accuracy", result["test_accuracy"], step)
+        writer.scalar("test_loss", result["test_loss"], step)
+        writer.text("per_class", markdown_table(result), step)
     return log_dir
 
 

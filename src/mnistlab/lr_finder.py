@@ -35,7 +35,6 @@ import itertools
 import math
 import numbers
 import time
-import warnings
 from pathlib import Path
 
 import keras
@@ -636,29 +635,22 @@ def _plot_ylim(losses, smoothed):
 def _write_tensorboard(result, logdir: Path) -> None:
     """Loss, smoothed loss and rate against the step, and the suggestions as text.
 
-    Uses `tf.summary` (TensorFlow is installed with mnistlab whatever the Keras
-    backend); old event files in `logdir` are removed so one test is one run.
+    Old event files in `logdir` are removed so one test is one run.
     """
-    try:
-        import tensorflow as tf
-    except ImportError:  # pragma: no cover - tensorflow is a dependency
-        warnings.warn("tensorflow is not importable: no TensorBoard log for the LR range test", stacklevel=3)
-        return
+    from mnistlab.summaries import EventWriter
+
     logdir.mkdir(parents=True, exist_ok=True)
     for old in logdir.glob("events.out.tfevents.*"):
         old.unlink()
-    writer = tf.summary.create_file_writer(str(logdir))
-    with writer.as_default():
+    with EventWriter(logdir) as writer:
         for i, (lr, loss, sm) in enumerate(zip(result.lrs, result.losses, result.smoothed)):
-            tf.summary.scalar("lr_find/loss", float(loss), step=i)
-            tf.summary.scalar("lr_find/smoothed_loss", float(sm), step=i)
-            tf.summary.scalar("lr_find/learning_rate", float(lr), step=i)
+            writer.scalar("lr_find/loss", loss, i)
+            writer.scalar("lr_find/smoothed_loss", sm, i)
+            writer.scalar("lr_find/learning_rate", lr, i)
         lines = ["| rule | lr |", "|---|---|"]
         for rule in RULES:
             lr = result.suggestions.get(rule)
             text = f"{lr:.3g}" if lr is not None else f"none ({result.reasons.get(rule, '')})"
             lines.append(f"| {rule}{' (default)' if rule == result.default_rule else ''} | {text} |")
         lines.append(f"\nstopped: {result.stop_reason}")
-        tf.summary.text("lr_find/suggestions", "\n".join(lines), step=0)
-    writer.flush()
-    writer.close()
+        writer.text("lr_find/suggestions", "\n".join(lines), 0)

@@ -37,6 +37,7 @@ from mnistlab.compile_cache import enable_compile_cache
 from mnistlab.config import TrainConfig
 from mnistlab.errors import MnistlabError
 from mnistlab.models import build_model
+from mnistlab.no_tensorflow import keras_without_tensorflow
 from mnistlab.schedules import OneCycle
 
 
@@ -151,7 +152,8 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     `deterministic` also turns on TensorFlow's op determinism (JAX on CPU is
     deterministic already); see README, "Determinism", for what it costs.
     """
-    keras.utils.set_random_seed(seed)
+    with keras_without_tensorflow():  # Keras' helper seeds TensorFlow too, importing it on any backend
+        keras.utils.set_random_seed(seed)
     if deterministic and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -222,6 +224,11 @@ def train(config: TrainConfig | None, run_dir, dataset=None, data_dir=None, verb
         verbose: 0 silent, 1 progress bars, 2 one line per epoch.
         resume: continue the run in `run_dir` from its last checkpoint.
     """
+    with keras_without_tensorflow():  # on JAX, Keras would import TensorFlow to save checkpoints
+        return _train(config, run_dir, dataset, data_dir, verbose, resume)
+
+
+def _train(config, run_dir, dataset, data_dir, verbose, resume) -> TrainResult:
     started = time.perf_counter()
     state = None
     if resume:
