@@ -67,6 +67,19 @@ def test_gpu_preset_defaults_to_jax():
     assert cmd.default_backend(Namespace(resume=None, model=None, preset=None)) == "jax"
 
 
+@pytest.mark.parametrize("flags,expected", [
+    ([], "early-pool"),  # the fast preset's
+    (["--downsample", "pool"], "pool"),  # one value: every block
+    (["--downsample", "stride", "pool"], ["stride", "pool"]),  # one per block
+])
+def test_downsample_flag(flags, expected):
+    from mnistlab.cli import build_parser
+    from mnistlab.commands.train import config_from_args
+
+    args = build_parser().parse_args(["train", "--model", "cnn", "--preset", "fast", *flags])
+    assert config_from_args(args).model_options["downsample"] == expected
+
+
 def test_argparse_errors_exit_2():
     proc = mnistlab("train", "--model", "resnet")
     assert proc.returncode == 2 and "invalid choice: 'resnet'" in proc.stderr

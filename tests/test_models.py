@@ -87,6 +87,8 @@ def test_augmentation_is_saved_with_the_model(tmp_path):
     ({"filters": ()}, "at least one block"),
     ({"dropout": 1.0}, "dropout must be in"),
     ({"convs": 0}, "convs .* must be a whole number >= 1"),
+    ({"downsample": "avg"}, "downsample must be one of pool, early-pool, stride"),
+    ({"filters": (8, 16), "downsample": ["pool"]}, r"one per block \(2 here\)"),
 ])
 def test_bad_cnn_options_are_named(kwargs, message):
     with pytest.raises(MnistlabError, match=message):
@@ -109,3 +111,25 @@ def test_shift_augment_keeps_labels_with_their_images():
     assert np.array_equal(x5.reshape(5, 6, -1).sum(-1, dtype=np.int64), np.tile(x.reshape(6, -1).sum(-1, dtype=np.int64), (5, 1)))
     with pytest.raises(MnistlabError, match="shift_augment wants"):
         data.shift_augment(x[:, :, 0], y)
+
+
+def layer_kinds(model):
+    return [type(layer).__name__ for layer in model.layers
+            if type(layer).__name__ in ("Conv2D", "MaxPooling2D", "BatchNormalization", "Activation")]
+
+
+def test_downsample_places_the_halving():
+    common = dict(filters=(4, 8), convs=2, dense=0, rotation=0, zoom=0, shift=0)
+    pool = build_cnn(**common)
+    early = build_cnn(**common, downsample="early-pool")
+    mixed = build_cnn(**common, downsample=["stride", "early-pool"])
+    block = ["Conv2D", "BatchNormalization", "Activation"]
+    assert layer_kinds(pool) == (block * 2 + ["MaxPooling2D"]) * 2
+    # pooled right after the block's last convolution: its batch norm sees 4x fewer pixels
+    assert layer_kinds(early) == (block + ["Conv2D", "MaxPooling2D", "BatchNormalization", "Activation"]) * 2
+    assert layer_kinds(mixed)[:6] == block * 2 and mixed.get_layer("conv_0_0").strides == (2, 2)
+    assert mixed.get_layer("conv_0_1").strides == (1, 1)
+    for model in (pool, early, mixed):  # the same weights, the same 7x7 maps at the end
+        assert model.count_params() == pool.count_params()
+        assert model.get_layer("bn_1_1").output.shape[1:3] == ((14, 14) if model is pool else (7, 7))
+        assert model.output_shape == (None, 10)

@@ -215,3 +215,15 @@ def test_batches_on_device_are_the_same_batches():
         xb, yb = on_device[i]
         assert isinstance(xb, jax.Array)
         assert np.array_equal(np.asarray(xb), b[i][0]) and np.array_equal(np.asarray(yb), b[i][1])
+
+
+@pytest.mark.parametrize("n,largest,expected", [
+    (6000, 1024, 1000), (10000, 1024, 1000), (600, 1024, 600), (60, 1024, 60),
+    (1031 * 2, 1024, 1024),  # 1031 is prime: no equal split at >= 512, so a ragged last batch
+    (900, 256, 225), (0, 1024, 1),
+])
+def test_even_batch_size(n, largest, expected):
+    from mnistlab.batches import even_batch_size
+
+    size = even_batch_size(n, largest)
+    assert size == expected and size <= max(largest, 1)

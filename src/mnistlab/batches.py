@@ -105,6 +105,20 @@ class _DeviceEpochBatches(EpochBatches):
         return self._take(self.x, self.y, self.batch_indices(i))
 
 
+def even_batch_size(n: int, largest: int = 1024) -> int:
+    """A batch size for evaluating `n` examples: the largest one <= `largest` that
+    splits them into equal batches (6000 -> 1000), if one is at least half of
+    `largest`; else `largest` (or `n` when that is smaller).
+
+    On JAX every batch shape is traced and compiled (or loaded from the cache)
+    once more: a ragged last batch cost the fast MLP's single validation ~0.3 s
+    of its ~5 s (BENCHMARKS.md, "Validation in equal batches").
+    """
+    if n <= largest:
+        return max(int(n), 1)
+    return next((d for d in range(largest, largest // 2 - 1, -1) if n % d == 0), largest)
+
+
 def fit_inputs(batches: EpochBatches, x_val, y_val, on_device: bool | None = None):
     """What to hand `model.fit`: (training data, validation data) for this backend.
 
@@ -116,7 +130,9 @@ def fit_inputs(batches: EpochBatches, x_val, y_val, on_device: bool | None = Non
     AVX2 machine ran a whole `fit` call at a time in a slow mode (42.4 ms
     against 17.6-25.5 ms per fast-CNN step, one core idle) in 16 of 30 calls;
     with it off, in none of 60 (BENCHMARKS.md, "TensorFlow's slow mode").
-    The batches and their order are the same either way.
+    The batches and their order are the same either way. The validation set
+    goes in batches of `even_batch_size(len(x_val))` (pass the same to `fit`'s
+    `validation_batch_size`).
     """
     backend = keras.backend.backend()
     if backend == "jax":
@@ -134,5 +150,5 @@ def fit_inputs(batches: EpochBatches, x_val, y_val, on_device: bool | None = Non
     signature = (tf.TensorSpec(x0.shape, x0.dtype), tf.TensorSpec(y0.shape, y0.dtype))
     train = tf.data.Dataset.from_generator(lambda: (batches[i] for i in itertools.count()),
                                            output_signature=signature)
-    val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(batches.batch_size)
+    val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(even_batch_size(len(x_val)))
     return train.prefetch(2).with_options(options), val.prefetch(2).with_options(options)

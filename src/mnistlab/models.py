@@ -29,9 +29,10 @@ MLP_DEFAULTS = dict(
 # The CNN's width: (24, 48, 96) is the narrowest that reached >= 99.6% test on each of 3 seeds
 # (99.69 / 99.63 / 99.60%, ~41 s per epoch on 2 cores); (16, 32, 64) is 2x faster but averaged
 # 99.61% with 3 of 5 seeds under 99.6%; (32, 64, 128) is 2x slower again (BENCHMARKS.md).
+DOWNSAMPLING = ("pool", "early-pool", "stride")  # how a CNN block halves the image; see build_cnn
 CNN_DEFAULTS = dict(
-    filters=(24, 48, 96), convs=2, dense=256, batch_norm=True, bn_momentum=0.99, dropout=0.25, l2=1e-4,
-    initializer="he_normal", rotation=10.0, zoom=0.1, shift=0.1, elastic=0.0, elastic_sigma=4.0,
+    filters=(24, 48, 96), convs=2, downsample="pool", dense=256, batch_norm=True, bn_momentum=0.99, dropout=0.25,
+    l2=1e-4, initializer="he_normal", rotation=10.0, zoom=0.1, shift=0.1, elastic=0.0, elastic_sigma=4.0,
 )
 
 
@@ -124,6 +125,7 @@ def build_mlp(
 def build_cnn(
     filters=CNN_DEFAULTS["filters"],
     convs: int = CNN_DEFAULTS["convs"],
+    downsample: str = CNN_DEFAULTS["downsample"],
     dense: int = CNN_DEFAULTS["dense"],
     batch_norm: bool = CNN_DEFAULTS["batch_norm"],
     bn_momentum: float = CNN_DEFAULTS["bn_momentum"],
@@ -137,11 +139,19 @@ def build_cnn(
     elastic_sigma: float = CNN_DEFAULTS["elastic_sigma"],
     num_classes: int = 10,
 ) -> keras.Model:
-    """A CNN: per entry of `filters`, `convs` 3x3 convolutions, max-pooling and dropout.
+    """A CNN: per entry of `filters`, `convs` 3x3 convolutions, halving the size, and dropout.
 
     Args:
         filters: channels per block, e.g. (32, 64, 128).
         convs: 3x3 convolutions per block (2 as in VGG; 1 is ~2x cheaper).
+        downsample: how a block halves the image. `"pool"`: 2x2 max-pooling at its
+            end. `"early-pool"`: the same pooling right after its last convolution,
+            so that batch norm and ReLU run on a 4x smaller image (ReLU commutes
+            with max-pooling, batch norm does not quite); 25-35% cheaper training
+            steps for the fast CNN on a CPU. `"stride"`: its first convolution at
+            stride 2, no pooling; cheaper still, but less accurate in short runs
+            (BENCHMARKS.md, "Cheaper CNN blocks"). One value for every block, or a
+            list with one per block.
         dense: units of the dense layer before the output (0 for none).
         batch_norm: batch normalisation after each convolution.
         bn_momentum: as for `build_mlp`.
@@ -158,6 +168,10 @@ def build_cnn(
         raise MnistlabError(f"CNN needs at least one block of positive filters, got {filters}")
     if not isinstance(convs, int) or convs < 1:
         raise MnistlabError(f"convs (convolutions per block) must be a whole number >= 1, got {convs}")
+    per_block = [downsample] * len(filters) if isinstance(downsample, str) else list(downsample)
+    if len(per_block) != len(filters) or not set(per_block) <= set(DOWNSAMPLING):
+        raise MnistlabError(f"downsample must be one of {', '.join(DOWNSAMPLING)}, or a list of them with one "
+                            f"per block ({len(filters)} here), got {downsample!r}")
     _check_rates(dropout, bn_momentum)
     reg = _regularizer(l2)
     inputs, x = _input_block(rotation, zoom, shift, elastic, elastic_sigma)
@@ -165,13 +179,17 @@ def build_cnn(
     for b, f in enumerate(filters):
         for c in range(convs):
             x = layers.Conv2D(
-                f, 3, padding="same", kernel_initializer=initializer, kernel_regularizer=reg,
+                f, 3, strides=2 if per_block[b] == "stride" and c == 0 else 1, padding="same",
+                kernel_initializer=initializer, kernel_regularizer=reg,
                 use_bias=not batch_norm, name=f"conv_{b}_{c}",
             )(x)
+            if per_block[b] == "early-pool" and c == convs - 1:
+                x = layers.MaxPooling2D(name=f"pool_{b}")(x)
             if batch_norm:
                 x = BatchNormalization(momentum=bn_momentum, name=f"bn_{b}_{c}")(x)
             x = layers.Activation("relu")(x)
-        x = layers.MaxPooling2D(name=f"pool_{b}")(x)
+        if per_block[b] == "pool":
+            x = layers.MaxPooling2D(name=f"pool_{b}")(x)
         if dropout:
             x = layers.Dropout(dropout, name=f"dropout_{b}")(x)
     x = layers.Flatten()(x)

@@ -3,9 +3,9 @@
 Keras imports TensorFlow whenever it is installed, whatever the backend: to seed
 it (`keras.utils.set_random_seed`, for tf.data pipelines) and to check for its
 types when it serialises a model (every `model.save`, `model.to_json`). mnistlab
-installs TensorFlow for its CNNs, so a JAX run paid for importing all of it
-(seconds on a 2-core laptop, inside `fit` at the first checkpoint) and used none
-of it (BENCHMARKS.md, "Keeping TensorFlow out of JAX runs"). Keras has no switch
+installs TensorFlow for its CNNs, so a JAX run paid for importing all of it and
+used none of it: `mnistlab train --model mlp --preset fast` took 3-4.5 s longer
+on a 2-core machine (BENCHMARKS.md, "Keeping TensorFlow out of JAX runs"). Keras has no switch
 for this; it asks one shared lazy module whether TensorFlow is `available`, and
 `keras_without_tensorflow()` makes that answer "no" for a while.
 """

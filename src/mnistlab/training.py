@@ -29,7 +29,7 @@ import numpy as np
 
 from mnistlab import data as data_lib
 from mnistlab import runs
-from mnistlab.batches import EpochBatches, fit_inputs
+from mnistlab.batches import EpochBatches, even_batch_size, fit_inputs
 from mnistlab.callbacks import (CSVLogger, EarlyStopping, EpochTensorBoard, EpochTimer, LearningRateLogger,
                                 ReduceLROnPlateau, TerminateOnNaN)
 from mnistlab.checkpoints import ResumeState, RunCheckpoint
@@ -272,6 +272,7 @@ def _train(config, run_dir, dataset, data_dir, verbose, resume) -> TrainResult:
         model.fit(
             train_data, steps_per_epoch=len(batches), initial_epoch=first_epoch, shuffle=False,
             validation_data=val_data, validation_freq=validation_epochs(config),
+            validation_batch_size=even_batch_size(len(splits.x_val)),  # as fit_inputs batches it on TF
             epochs=config.epochs, callbacks=callbacks, verbose=verbose,
         )
     else:  # stopped after its last checkpoint, before the final evaluation
@@ -288,7 +289,7 @@ def _train(config, run_dir, dataset, data_dir, verbose, resume) -> TrainResult:
         )
     best = keras.saving.load_model(run_dir / runs.BEST)
     test_loss, test_acc = best.evaluate(
-        splits.x_test, targets(config, splits.y_test), batch_size=1024, verbose=0
+        splits.x_test, targets(config, splits.y_test), batch_size=even_batch_size(len(splits.x_test)), verbose=0
     )
     best_epoch = int(np.nanargmax(hist["val_accuracy"])) if hist.get("val_accuracy") else None
     metrics = {

@@ -52,6 +52,10 @@ def add_arguments(p):
     arch.add_argument("--activation", default=None, help="MLP activation (relu, elu, selu, gelu, ...)")
     arch.add_argument("--filters", type=int, nargs="+", default=None, help="CNN channels per block")
     arch.add_argument("--convs", type=int, default=None, help="CNN 3x3 convolutions per block (default 2)")
+    arch.add_argument("--downsample", choices=["pool", "early-pool", "stride"], nargs="+", default=None,
+                      help="CNN: how a block halves the image: max-pooling at its end (default), "
+                           "right after its convolution (cheaper), or a stride-2 convolution "
+                           "(cheapest, less accurate); one value, or one per block")
     arch.add_argument("--dense", type=int, default=None, help="CNN dense units before the output")
     arch.add_argument("--dropout", type=float, default=None, help="dropout rate")
     arch.add_argument("--l2", type=float, default=None, help="L2 weight penalty")
@@ -82,7 +86,7 @@ def default_backend(args):
     return PRESET_BACKEND.get((model, args.preset), DEFAULT_BACKEND[model])
 
 
-ARCH_FLAGS = ("depth", "width", "activation", "filters", "convs", "dense", "dropout", "l2", "batch_norm", "bn_momentum",
+ARCH_FLAGS = ("depth", "width", "activation", "filters", "convs", "downsample", "dense", "dropout", "l2", "batch_norm", "bn_momentum",
               "rotation", "zoom", "shift", "elastic", "elastic_sigma")
 
 
@@ -95,6 +99,8 @@ def config_from_args(args):
     from mnistlab.config import make_config
 
     options = {k: getattr(args, k) for k in ARCH_FLAGS if getattr(args, k, None) is not None}
+    if len(options.get("downsample", ())) == 1:  # one value: every block
+        options["downsample"] = options["downsample"][0]
     flags = {k: getattr(args, k) for k in TRAIN_FLAGS}
     return make_config(args.model or "mlp", args.preset or "default", model_options=options or None, **flags)
 
