@@ -118,8 +118,17 @@ def draw(driver, canvas, strokes):
         chain.release().perform()
 
 
-def wait_for_answer(driver, timeout=20):
-    """The digit the page shows once its requests are done."""
+def strokes_ended(driver) -> int:
+    return int(driver.execute_script("return document.body.dataset.strokes || '0'"))
+
+
+def wait_for_answer(driver, strokes: int = 0, timeout=20):
+    """The digit the page shows once it has seen `strokes` strokes end and its
+    requests are done. (Waiting for the requests alone raced on a loaded machine:
+    the answer to a half-drawn 0, asked for while drawing, read as 2 before
+    the page had handled the pen's release.)"""
+    WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: strokes_ended(d) >= strokes)
+
     def settled(d):
         value = d.find_element(By.ID, "prediction").get_attribute("data-prediction")
         busy = d.execute_script("return document.body.dataset.busy || ''")
@@ -190,8 +199,9 @@ def test_drawing_a_digit_shows_the_prediction(server, driver, tmp_path):
     for strokes, digit in ((ONE, 1), (SEVEN, 7), (ZERO, 0)):
         driver.find_element(By.ID, "clear").click()
         assert driver.find_element(By.ID, "prediction").text == "–"
+        before = strokes_ended(driver)
         draw(driver, canvas, strokes)
-        assert wait_for_answer(driver) == digit, f"drew a {digit}"
+        assert wait_for_answer(driver, before + len(strokes)) == digit, f"drew a {digit}"
         assert driver.find_element(By.ID, "prediction").text == str(digit)
         top = driver.find_element(By.CSS_SELECTOR, "#bars .bar-row.top .name").text
         assert top == str(digit)

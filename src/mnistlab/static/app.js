@@ -95,12 +95,15 @@
     }
     schedule();
   });
+  let strokesEnded = 0;
   const end = () => {
     if (!drawing) return;
     drawing = false;
     clearTimeout(timer);
     timer = null;
     predict();
+    // For scripts driving the page: this stroke's prediction is asked for (body is busy).
+    document.body.dataset.strokes = String(++strokesEnded);
   };
   pad.addEventListener("pointerup", end);
   pad.addEventListener("pointercancel", end);
