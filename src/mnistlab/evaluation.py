@@ -276,9 +276,7 @@ def write_tensorboard(run_dir, figures: dict, result: dict, step: int = 0) -> Pa
     from mnistlab.summaries import EventWriter
 
     log_dir = Path(run_dir) / runs.TENSORBOARD / TB_EVALUATION
-    for old in log_dir.glob("events.out.tfevents.*"):  # the folder holds the latest evaluation only
-        old.unlink()
-    with EventWriter(log_dir) as writer:
+    with EventWriter(log_dir, replace=True) as writer:  # the folder holds the latest evaluation only
         for name, png in figures.items():
             writer.image(name, Path(png).read_bytes(), step)
         writer.scalar("test_accuracy", result["test_accuracy"], step)

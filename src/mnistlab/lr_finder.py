@@ -639,10 +639,7 @@ def _write_tensorboard(result, logdir: Path) -> None:
     """
     from mnistlab.summaries import EventWriter
 
-    logdir.mkdir(parents=True, exist_ok=True)
-    for old in logdir.glob("events.out.tfevents.*"):
-        old.unlink()
-    with EventWriter(logdir) as writer:
+    with EventWriter(logdir, replace=True) as writer:
         for i, (lr, loss, sm) in enumerate(zip(result.lrs, result.losses, result.smoothed)):
             writer.scalar("lr_find/loss", loss, i)
             writer.scalar("lr_find/smoothed_loss", sm, i)

@@ -21,6 +21,15 @@ import struct
 import time
 from pathlib import Path
 
+# TensorBoard's own pieces, none of which imports TensorFlow. (This module is imported
+# only when something is written, so they cost nothing at start-up.)
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.plugins.image import metadata as image_metadata
+from tensorboard.plugins.scalar.summary_v2 import scalar_pb
+from tensorboard.plugins.text.summary_v2 import text_pb
+from tensorboard.summary.writer.record_writer import RecordWriter
+from tensorboard.util import tensor_util
+
 _uid = itertools.count()
 
 
@@ -34,15 +43,16 @@ class EventWriter:
 
     Args:
         logdir: the folder of one TensorBoard run (e.g. `tensorboard/train`).
+        replace: first remove the folder's earlier event files, so that it holds
+            this run only (TensorBoard would otherwise merge them).
     """
 
-    def __init__(self, logdir):
-        from tensorboard.compat.proto import event_pb2
-        from tensorboard.summary.writer.record_writer import RecordWriter
-
-        self._event_pb2 = event_pb2
+    def __init__(self, logdir, replace: bool = False):
         self.logdir = Path(logdir)
         self.logdir.mkdir(parents=True, exist_ok=True)
+        if replace:
+            for old in self.logdir.glob("events.out.tfevents.*"):
+                old.unlink()
         name = (f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}."
                 f"{os.getpid()}.{next(_uid)}.v2")
         self.path = self.logdir / name
@@ -54,40 +64,29 @@ class EventWriter:
 
     def summary(self, summary, step: int) -> None:
         """Write a `Summary` protocol buffer at `step`."""
-        self._write(self._event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
+        self._write(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
 
     def scalar(self, tag: str, value, step: int) -> None:
-        from tensorboard.plugins.scalar.summary_v2 import scalar_pb
-
         self.summary(scalar_pb(tag, float(value)), step)
 
     def text(self, tag: str, text: str, step: int) -> None:
         """Text (markdown, tables included) for TensorBoard's Text tab."""
-        from tensorboard.plugins.text.summary_v2 import text_pb
-
         self.summary(text_pb(tag, text), step)
 
     def image(self, tag: str, png: bytes, step: int) -> None:
         """A PNG image, as its bytes, for TensorBoard's Images tab."""
-        from tensorboard.compat.proto import summary_pb2
-        from tensorboard.plugins.image import metadata
-        from tensorboard.util import tensor_util
-
         if png[:8] != b"\x89PNG\r\n\x1a\n":
             raise ValueError(f"image {tag!r}: not PNG bytes")
         width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk comes first
         tensor = tensor_util.make_tensor_proto([str(width).encode(), str(height).encode(), png])
         summary = summary_pb2.Summary()
         summary.value.add(tag=tag, tensor=tensor,
-                          metadata=metadata.create_summary_metadata(display_name=None, description=None))
+                          metadata=image_metadata.create_summary_metadata(display_name=None, description=None))
         self.summary(summary, step)
 
     def keras_model(self, model, tag: str = "keras", step: int = 0) -> bool:
         """The model's configuration, which TensorBoard's Graphs tab draws as a
         conceptual graph (what Keras' callback writes). False if it is not JSON."""
-        from tensorboard.compat.proto import summary_pb2
-        from tensorboard.util import tensor_util
-
         try:
             config = model.to_json()
         except Exception:  # as Keras' callback: a model that cannot be drawn is not an error
