@@ -80,6 +80,16 @@ def test_downsample_flag(flags, expected):
     assert config_from_args(args).model_options["downsample"] == expected
 
 
+def test_crop_flag_is_a_model_option():
+    from mnistlab.cli import build_parser
+    from mnistlab.commands.train import config_from_args
+
+    args = build_parser().parse_args(["train", "--model", "mlp", "--crop", "2"])
+    config = config_from_args(args)
+    assert config.model_options["crop"] == 2
+    config.validate()  # an option both models know
+
+
 def test_argparse_errors_exit_2():
     proc = mnistlab("train", "--model", "resnet")
     assert proc.returncode == 2 and "invalid choice: 'resnet'" in proc.stderr

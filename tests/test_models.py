@@ -89,6 +89,9 @@ def test_augmentation_is_saved_with_the_model(tmp_path):
     ({"convs": 0}, "convs .* must be a whole number >= 1"),
     ({"downsample": "avg"}, "downsample must be one of pool, early-pool, stride"),
     ({"filters": (8, 16), "downsample": ["pool"]}, r"one per block \(2 here\)"),
+    ({"crop": -1}, "crop must be a whole number of pixels from 0 to 10"),
+    ({"crop": 11}, "crop must be a whole number of pixels from 0 to 10"),
+    ({"crop": 2.5}, "crop must be a whole number of pixels"),
 ])
 def test_bad_cnn_options_are_named(kwargs, message):
     with pytest.raises(MnistlabError, match=message):
@@ -133,3 +136,25 @@ def test_downsample_places_the_halving():
         assert model.count_params() == pool.count_params()
         assert model.get_layer("bn_1_1").output.shape[1:3] == ((14, 14) if model is pool else (7, 7))
         assert model.output_shape == (None, 10)
+
+
+def test_crop_cuts_each_edge_after_the_augmentation():
+    mlp = build_mlp(depth=1, width=8, crop=3)
+    names = [layer.name for layer in mlp.layers]
+    assert names.index("augment") < names.index("crop") < names.index("standardize")
+    assert mlp.get_layer("crop").output.shape[1:] == (22, 22, 1)
+    assert mlp.get_layer("dense_0").kernel.shape == (22 * 22, 8)
+    cnn = build_cnn(filters=(4, 8), convs=1, dense=0, crop=3, downsample="early-pool", rotation=0, zoom=0, shift=0)
+    assert cnn.input_shape == (None, 28, 28) and cnn.output_shape == (None, 10)
+    assert cnn.get_layer("conv_0_0").output.shape[1:3] == (22, 22)
+    assert cnn.get_layer("pool_1").output.shape[1:3] == (5, 5)
+    # whole 28x28 images in; what lies in the 3-pixel border makes no difference, the rest does
+    x = np.random.default_rng(0).uniform(0, 255, (2, 28, 28)).astype("float32")
+    border = x.copy()
+    border[:, :3], border[:, -3:], border[:, :, :3], border[:, :, -3:] = 0, 0, 0, 0
+    inner = x.copy()
+    inner[:, 14, 14] = 0 if inner[0, 14, 14] > 127 else 255
+    p = [keras.ops.convert_to_numpy(cnn(v, training=False)) for v in (x, border, inner)]
+    np.testing.assert_allclose(p[0], p[1], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(p[0], p[2])
+    assert build_cnn(filters=(4,), convs=1, dense=0).get_layer("conv_0_0").output.shape[1:3] == (28, 28)

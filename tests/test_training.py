@@ -229,3 +229,23 @@ def test_even_batch_size(n, largest, expected):
 
     size = even_batch_size(n, largest)
     assert size == expected and size <= max(largest, 1)
+
+
+@pytest.mark.parametrize("prebuilt", [True, False])
+def test_the_training_step_is_traced_once_when_its_state_is_built_first(prebuilt):
+    from mnistlab.models import build_model
+    from mnistlab.training import build_training_state, compile_model
+
+    config = quick(steps_per_execution=2)
+    model = compile_model(build_model("mlp", **SMALL), config, 1e-3, 2)
+    traces = []
+    step = model.train_step
+    model.train_step = lambda *args: (traces.append(1), step(*args))[1]  # runs once per trace
+    x = np.random.default_rng(0).uniform(0, 255, (128, 28, 28)).astype("float32")
+    y = np.arange(128) % 10
+    if prebuilt:
+        build_training_state(model, x[:32], y[:32])
+        assert model.optimizer.built == (keras.backend.backend() == "tensorflow")  # JAX's fit builds it
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    # TensorFlow traces a step that creates variables twice; JAX's trainer builds them first anyway
+    assert len(traces) == (1 if prebuilt or keras.backend.backend() != "tensorflow" else 2)

@@ -141,6 +141,22 @@ def compile_model(model: keras.Model, config: TrainConfig, lr, steps_per_executi
     return model
 
 
+def build_training_state(model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
+    """Create a compiled model's metric and optimizer variables before its first step.
+
+    On TensorFlow without a distribution strategy, Keras creates them inside the
+    first traced training (or test) step, and TensorFlow traces a function that
+    creates variables twice: the fast CNN's first 15-step call took 2.5-3.5 s
+    against 1.8-2.1 s when they exist beforehand (BENCHMARKS.md, "One trace").
+    Keras' own build, which its JAX trainer and its distributed TensorFlow trainer
+    always run first, does it from the shapes of a batch (`x`, `y`); elsewhere,
+    or if a Keras version lacks it, nothing happens and Keras builds them as before.
+    """
+    symbolic_build = getattr(model, "_symbolic_build", None)
+    if keras.backend.backend() == "tensorflow" and symbolic_build is not None:
+        symbolic_build(data_batch=(x, y))
+
+
 def targets(config: TrainConfig, y: np.ndarray) -> np.ndarray:
     """Labels in the form the loss wants: integers, or one-hot rows."""
     return np.eye(10, dtype="float32")[y] if config.one_hot else y
@@ -255,6 +271,7 @@ def _train(config, run_dir, dataset, data_dir, verbose, resume) -> TrainResult:
     model = build_model(config.model, **config.model_options)
     n_train = len(splits.x_train)
     compile_model(model, config, learning_rate(config, lr, n_train), execution_steps(config, n_train))
+    build_training_state(model, splits.x_train[:config.batch_size], targets(config, splits.y_train[:config.batch_size]))
     first_epoch = 0
     if state is not None:
         state.restore_model(model)
@@ -288,9 +305,10 @@ def _train(config, run_dir, dataset, data_dir, verbose, resume) -> TrainResult:
             + "Lower --lr, or use --lr auto"
         )
     best = keras.saving.load_model(run_dir / runs.BEST)
-    test_loss, test_acc = best.evaluate(
-        splits.x_test, targets(config, splits.y_test), batch_size=even_batch_size(len(splits.x_test)), verbose=0
-    )
+    test_batch = even_batch_size(len(splits.x_test))
+    y_test = targets(config, splits.y_test)
+    build_training_state(best, splits.x_test[:test_batch], y_test[:test_batch])
+    test_loss, test_acc = best.evaluate(splits.x_test, y_test, batch_size=test_batch, verbose=0)
     best_epoch = int(np.nanargmax(hist["val_accuracy"])) if hist.get("val_accuracy") else None
     metrics = {
         "test_loss": float(test_loss),
