@@ -249,3 +249,14 @@ def test_the_training_step_is_traced_once_when_its_state_is_built_first(prebuilt
     model.fit(x, y, batch_size=32, epochs=2, verbose=0)
     # TensorFlow traces a step that creates variables twice; JAX's trainer builds them first anyway
     assert len(traces) == (1 if prebuilt or keras.backend.backend() != "tensorflow" else 2)
+
+
+def test_a_bad_model_option_leaves_no_run_behind(tiny, tmp_path):
+    for run, existed in ((tmp_path / "new", False), (tmp_path / "mine", True)):
+        if existed:
+            run.mkdir()
+        with pytest.raises(MnistlabError, match="dropout must be in"):
+            train(quick(model_options={**SMALL, "dropout": 1.5}), run, dataset=tiny, verbose=0)
+        assert run.exists() == existed and not (run / "config.json").exists()
+    train(quick(epochs=1), tmp_path / "mine", dataset=tiny, verbose=0)  # the folder can be used again
+    assert (tmp_path / "mine" / "metrics.json").is_file()

@@ -106,6 +106,20 @@ def prepare_run_dir(run_dir) -> Path:
     return run_dir
 
 
+def discard_unstarted_run(run_dir: Path, created: bool) -> None:
+    """Undo a new run that failed before it wrote anything but its config.json (a bad
+    model option, say), so that the same --run-dir can be used again: remove the
+    config.json, and the folder if this run created it. A run that wrote more (the
+    LR range test's plot, which its error points at) is left as it is."""
+    if any(p.name != CONFIG for p in run_dir.iterdir()):
+        return
+    with contextlib.suppress(FileNotFoundError):
+        (run_dir / CONFIG).unlink()
+    if created:
+        with contextlib.suppress(OSError):
+            run_dir.rmdir()
+
+
 def environment() -> dict:
     """Versions and backend: what a config.json needs to reproduce a run."""
     import importlib.metadata as md

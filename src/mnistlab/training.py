@@ -253,25 +253,31 @@ def _train(config, run_dir, dataset, data_dir, verbose, resume) -> TrainResult:
             return _finished(config, run_dir, state)
     else:
         config.validate()
+        created = not Path(run_dir).exists()
         run_dir = runs.prepare_run_dir(run_dir)
-    setup_backend(config)
-    splits = prepare_data(config, dataset, data_dir)  # bad data fails before the run folder is filled
-    if not resume:
-        saved = {"config": config.to_dict(), "seed": config.seed, **runs.environment()}
-        runs.write_json(run_dir / runs.CONFIG, saved)
+    try:
+        setup_backend(config)
+        splits = prepare_data(config, dataset, data_dir)  # bad data fails before the run folder is filled
+        if not resume:
+            saved = {"config": config.to_dict(), "seed": config.seed, **runs.environment()}
+            runs.write_json(run_dir / runs.CONFIG, saved)
 
-    lr = saved.get("lr_found", config.lr)
-    if lr == "auto":
-        finder = find_lr(config, splits, run_dir, verbose)
-        lr = finder.suggestion
-        saved["lr_found"] = lr
-        runs.write_json(run_dir / runs.CONFIG, saved)
-        seed_everything(config.seed)  # the fresh model starts as it would have without the finder
+        lr = saved.get("lr_found", config.lr)
+        if lr == "auto":
+            finder = find_lr(config, splits, run_dir, verbose)
+            lr = finder.suggestion
+            saved["lr_found"] = lr
+            runs.write_json(run_dir / runs.CONFIG, saved)
+            seed_everything(config.seed)  # the fresh model starts as it would have without the finder
 
-    model = build_model(config.model, **config.model_options)
-    n_train = len(splits.x_train)
-    compile_model(model, config, learning_rate(config, lr, n_train), execution_steps(config, n_train))
-    build_training_state(model, splits.x_train[:config.batch_size], targets(config, splits.y_train[:config.batch_size]))
+        model = build_model(config.model, **config.model_options)
+        n_train = len(splits.x_train)
+        compile_model(model, config, learning_rate(config, lr, n_train), execution_steps(config, n_train))
+        build_training_state(model, splits.x_train[:config.batch_size], targets(config, splits.y_train[:config.batch_size]))
+    except MnistlabError:  # nothing trained yet (a bad model option, say): leave no half-made run behind
+        if not resume:
+            runs.discard_unstarted_run(run_dir, created)
+        raise
     first_epoch = 0
     if state is not None:
         state.restore_model(model)
