@@ -26,6 +26,9 @@ MODEL_OPTIONS = {
             "rotation", "zoom", "shift", "elastic", "elastic_sigma", "crop"),
 }
 
+# How a CNN block halves the image (mnistlab.models.build_cnn's `downsample`).
+DOWNSAMPLING = ("pool", "early-pool", "stride")
+
 # The faster backend per model, measured on a 2-core CPU (BENCHMARKS.md, "Backend per model").
 DEFAULT_BACKEND = {"mlp": "jax", "cnn": "tensorflow"}
 # Presets that want another backend: on a GPU, JAX (BENCHMARKS.md, "On a GPU").

@@ -16,6 +16,7 @@ from keras import layers
 
 from mnistlab.batchnorm import BatchNormalization
 from mnistlab.augment import RandomAffine
+from mnistlab.config import DOWNSAMPLING
 from mnistlab.errors import MnistlabError
 from mnistlab.schedules import OneCycle  # noqa: F401  (registered for load_model)
 
@@ -29,7 +30,6 @@ MLP_DEFAULTS = dict(
 # The CNN's width: (24, 48, 96) is the narrowest that reached >= 99.6% test on each of 3 seeds
 # (99.69 / 99.63 / 99.60%, ~41 s per epoch on 2 cores); (16, 32, 64) is 2x faster but averaged
 # 99.61% with 3 of 5 seeds under 99.6%; (32, 64, 128) is 2x slower again (BENCHMARKS.md).
-DOWNSAMPLING = ("pool", "early-pool", "stride")  # how a CNN block halves the image; see build_cnn
 CNN_DEFAULTS = dict(
     filters=(24, 48, 96), convs=2, downsample="pool", dense=256, batch_norm=True, bn_momentum=0.99, dropout=0.25,
     l2=1e-4, initializer="he_normal", rotation=10.0, zoom=0.1, shift=0.1, elastic=0.0, elastic_sigma=4.0, crop=0,
@@ -186,7 +186,7 @@ def build_cnn(
     _check_rates(dropout, bn_momentum)
     reg = _regularizer(l2)
     inputs, x = _input_block(rotation, zoom, shift, elastic, elastic_sigma, crop)
-    if not crop:
+    if len(x.shape) == 3:  # (N, 28, 28): give it a channel axis (a cropped input has one)
         x = layers.Reshape((28, 28, 1))(x)
     for b, f in enumerate(filters):
         for c in range(convs):

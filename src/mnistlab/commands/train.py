@@ -11,7 +11,7 @@ import contextlib
 import time
 from pathlib import Path
 
-from mnistlab.config import DEFAULT_BACKEND, MODELS, OPTIMIZERS, PRESET_BACKEND, SCHEDULES
+from mnistlab.config import DEFAULT_BACKEND, DOWNSAMPLING, MODELS, OPTIMIZERS, PRESET_BACKEND, SCHEDULES
 
 
 def _lr(value: str):
@@ -52,7 +52,7 @@ def add_arguments(p):
     arch.add_argument("--activation", default=None, help="MLP activation (relu, elu, selu, gelu, ...)")
     arch.add_argument("--filters", type=int, nargs="+", default=None, help="CNN channels per block")
     arch.add_argument("--convs", type=int, default=None, help="CNN 3x3 convolutions per block (default 2)")
-    arch.add_argument("--downsample", choices=["pool", "early-pool", "stride"], nargs="+", default=None,
+    arch.add_argument("--downsample", choices=DOWNSAMPLING, nargs="+", default=None,
                       help="CNN: how a block halves the image: max-pooling at its end (default), "
                            "right after its convolution (cheaper), or a stride-2 convolution "
                            "(cheapest, less accurate); one value, or one per block")
@@ -89,8 +89,8 @@ def default_backend(args):
     return PRESET_BACKEND.get((model, args.preset), DEFAULT_BACKEND[model])
 
 
-ARCH_FLAGS = ("depth", "width", "activation", "filters", "convs", "downsample", "dense", "crop", "dropout", "l2", "batch_norm", "bn_momentum",
-              "rotation", "zoom", "shift", "elastic", "elastic_sigma")
+ARCH_FLAGS = ("depth", "width", "activation", "filters", "convs", "downsample", "dense", "crop", "dropout", "l2",
+              "batch_norm", "bn_momentum", "rotation", "zoom", "shift", "elastic", "elastic_sigma")
 
 
 TRAIN_FLAGS = ("dataset", "epochs", "batch_size", "optimizer", "lr", "schedule", "patience", "seed",
