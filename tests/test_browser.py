@@ -130,9 +130,13 @@ def wait_for_answer(driver, strokes: int = 0, timeout=20):
     WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: strokes_ended(d) >= strokes)
 
     def settled(d):
-        value = d.find_element(By.ID, "prediction").get_attribute("data-prediction")
-        busy = d.execute_script("return document.body.dataset.busy || ''")
-        return value if value is not None and not busy else False
+        # One script, so the page cannot change between reading the answer and
+        # the busy flag. (Two WebDriver calls raced: they read a half-drawn 0's
+        # answer, 2, then the final answer arrived and cleared busy before the
+        # second call looked.)
+        return d.execute_script(
+            "return document.body.dataset.busy ? false"
+            " : (document.getElementById('prediction').dataset.prediction ?? false)")
 
     return int(WebDriverWait(driver, timeout, poll_frequency=0.1).until(settled))
 
