@@ -234,7 +234,8 @@ def test_even_batch_size(n, largest, expected):
 @pytest.mark.parametrize("prebuilt", [True, False])
 def test_the_training_step_is_traced_once_when_its_state_is_built_first(prebuilt):
     from mnistlab.models import build_model
-    from mnistlab.training import build_training_state, compile_model
+    from mnistlab.steps import build_training_state
+    from mnistlab.training import compile_model
 
     config = quick(steps_per_execution=2)
     model = compile_model(build_model("mlp", **SMALL), config, 1e-3, 2)

@@ -15,7 +15,8 @@ Afterwards the model is exactly as it was before: every weight, optimizer
 variable (iteration count, moments, learning rate), non-trainable variable
 (BatchNorm statistics) and dropout seed state is restored bit for bit.
 
-Why a loop over `model.train_on_batch` and not `fit` with a callback: in
+Why a loop of single steps (`mnistlab.steps.BatchStepper`: `train_on_batch`,
+or on JAX the same step without its per-call overhead) and not `fit` with a callback: in
 Keras 3 the `loss` a callback sees in `on_train_batch_end` is the running mean
 since the epoch began, not the loss of that batch. It could be recovered as
 `k * mean_k - (k - 1) * mean_(k-1)`, but the means are float32, so the error
@@ -24,8 +25,10 @@ and one NaN poisons every later mean. `train_on_batch` resets the metrics on
 every call, so it returns the loss of exactly that batch (the same value `fit`
 minimises, regularisation included), on every backend, and the learning rate
 can be set on `model.optimizer` between steps without relying on how the JAX
-trainer syncs its state with callbacks. It costs about 10% more per step than
-`fit` (measured on the default MLP: 11.7 against 10.2 ms at batch size 128).
+trainer syncs its state with callbacks. Plain `train_on_batch` costs about 10%
+more per step than `fit` (the default MLP: 11.7 against 10.2 ms at batch size
+128); the stepper, with the next step started before this one's loss is read,
+brought the default MLP's test from 16-19 to 12-15 ms per step (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import numpy as np
 
 from mnistlab import runs
 from mnistlab.errors import MnistlabError
+from mnistlab.steps import BatchStepper
 
 # Steps of the default test: enough for a readable curve (fastai uses 100 too)
 # and fast enough to run before every `--lr auto` training (benchmarks/lr_find_speed.py).
@@ -268,14 +272,11 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
     bar = keras.utils.Progbar(steps, stateful_metrics=["lr", "loss", "smoothed"]) if verbose == 1 else None
     started = time.perf_counter()
     first_step = None
-    with _preserved_state(model, optimizer, first[0]):
-        batch = first
-        for i, lr in enumerate(plan):
-            if batch is None:
+    with _preserved_state(model, optimizer, first[0]), BatchStepper(model) as stepper:
+        for i, lr, logs in _one_step_late(stepper, plan, first, batches):
+            if logs is None:
                 stop_reason = f"data exhausted: the data ran out after {i} steps (pass more data or fewer steps)"
                 break
-            optimizer.learning_rate = float(lr)
-            logs = model.train_on_batch(*batch, return_dict=True)
             if first_step is None:
                 first_step = time.perf_counter() - started
             if "loss" not in logs:
@@ -300,7 +301,6 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
                 stop_reason = (f"diverged: the smoothed loss {smooth:.4g} passed {diverge_factor:g} x "
                                f"its lowest {best:.4g} at lr {lr:.3g} (step {i})")
                 break
-            batch = next(batches, None) if i + 1 < steps else None
     if stop_reason is None:
         stop_reason = f"completed: reached max_lr {max_lr:g} after {steps} steps without diverging"
     if bar is not None and len(lrs) < steps:
@@ -326,6 +326,31 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
         print(f"LR range test: {stop_reason}; suggested lr {lr_text} ({DEFAULT_RULE})"
               + (f": {result.reason}" if result.reason else ""))
     return result
+
+
+def _one_step_late(stepper, plan, first, batches):
+    """`(i, lr, logs)` for each step of `plan`, yielded once step `i + 1` is under way.
+
+    On JAX a step runs asynchronously: asking for the next batch and starting
+    its step before reading this step's loss lets the host's work overlap the
+    step's (the default MLP's test: 14-16 against 17-18 ms per step,
+    BENCHMARKS.md). The cost is one step the test may not need once its loss
+    explodes; the model is restored afterwards anyway. On TensorFlow
+    `train_on_batch` waits for its step, and the order changes nothing.
+    `logs` is None when the data ran out before step `i`.
+    """
+    batch, pending = first, None
+    for i, lr in enumerate(plan):
+        logs = None if batch is None else stepper.step(batch, lr)
+        if pending is not None:
+            yield pending
+        if logs is None:
+            yield i, lr, None
+            return
+        pending = (i, lr, logs)
+        batch = next(batches, None) if i + 1 < len(plan) else None
+    if pending is not None:
+        yield pending
 
 
 def _check_model(model):

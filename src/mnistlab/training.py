@@ -39,6 +39,7 @@ from mnistlab.errors import MnistlabError
 from mnistlab.models import build_model
 from mnistlab.no_tensorflow import keras_without_tensorflow
 from mnistlab.schedules import OneCycle
+from mnistlab.steps import build_training_state
 
 
 @dataclasses.dataclass
@@ -139,22 +140,6 @@ def compile_model(model: keras.Model, config: TrainConfig, lr, steps_per_executi
     model.compile(optimizer=make_optimizer(config, lr), loss=loss, metrics=["accuracy"],
                   steps_per_execution=steps_per_execution)
     return model
-
-
-def build_training_state(model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
-    """Create a compiled model's metric and optimizer variables before its first step.
-
-    On TensorFlow without a distribution strategy, Keras creates them inside the
-    first traced training (or test) step, and TensorFlow traces a function that
-    creates variables twice: the fast CNN's first 15-step call took 2.5-3.5 s
-    against 1.8-2.1 s when they exist beforehand (BENCHMARKS.md, "One trace").
-    Keras' own build, which its JAX trainer and its distributed TensorFlow trainer
-    always run first, does it from the shapes of a batch (`x`, `y`); elsewhere,
-    or if a Keras version lacks it, nothing happens and Keras builds them as before.
-    """
-    symbolic_build = getattr(model, "_symbolic_build", None)
-    if keras.backend.backend() == "tensorflow" and symbolic_build is not None:
-        symbolic_build(data_batch=(x, y))
 
 
 def targets(config: TrainConfig, y: np.ndarray) -> np.ndarray:
