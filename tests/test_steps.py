@@ -84,3 +84,61 @@ def test_compile_options_give_the_same_steps(options):
     assert logs == expected_logs
     for got, want in zip(state, expected_state):
         np.testing.assert_array_equal(got, want)
+
+
+def custom_train_step_model():
+    """A model with its own train_step, in the current backend's style (Keras' guides)."""
+    keras.utils.set_random_seed(3)
+    tracker = keras.metrics.Mean(name="loss")
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if keras.backend.backend() == "jax":
+        import jax
+
+        class Custom(keras.Model):
+            def compute_loss_and_updates(self, trainable, non_trainable, x, y):
+                y_pred, non_trainable = self.stateless_call(trainable, non_trainable, x, training=True)
+                return loss_fn(y, y_pred), non_trainable
+
+            def train_step(self, state, data):
+                trainable, non_trainable, optimizer_vars, metrics_vars = state
+                x, y = data[0], data[1]
+                (loss, non_trainable), grads = jax.value_and_grad(self.compute_loss_and_updates, has_aux=True)(
+                    trainable, non_trainable, x, y)
+                trainable, optimizer_vars = self.optimizer.stateless_apply(optimizer_vars, grads, trainable)
+                metrics_vars = tracker.stateless_update_state(metrics_vars, loss)
+                return {"loss": tracker.stateless_result(metrics_vars)}, (
+                    trainable, non_trainable, optimizer_vars, metrics_vars)
+
+            @property
+            def metrics(self):
+                return [tracker]
+    else:
+        import tensorflow as tf
+
+        class Custom(keras.Model):
+            def train_step(self, data):
+                x, y = data[0], data[1]
+                with tf.GradientTape() as tape:
+                    loss = loss_fn(y, self(x, training=True))
+                grads = tape.gradient(loss, self.trainable_variables)
+                self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+                tracker.update_state(loss)
+                return {"loss": tracker.result()}
+
+            @property
+            def metrics(self):
+                return [tracker]
+
+    inputs = keras.Input((D,))
+    outputs = keras.layers.Dense(3)(keras.layers.Dropout(0.2)(keras.layers.Dense(16, activation="relu")(inputs)))
+    model = Custom(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))  # no loss: the train_step has its own
+    return model
+
+
+def test_a_custom_train_step_gives_the_same_steps():
+    expected_logs, expected_state, _ = run(custom_train_step_model(), keep_state=False)
+    logs, state, _ = run(custom_train_step_model(), keep_state=True)
+    assert logs == expected_logs and len({entry["loss"] for entry in logs}) == len(logs)
+    for got, want in zip(state, expected_state):
+        np.testing.assert_array_equal(got, want)
