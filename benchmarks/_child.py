@@ -23,13 +23,29 @@ def add_backend_arg(parser, ours="our configs"):
                         help=f"run {ours} on this backend instead of their measured default (e.g. jax on a GPU)")
 
 
+def _die_with_parent():
+    """In the child, before it runs (Linux): ask for SIGTERM when the parent dies.
+
+    An interrupted benchmark (a `kill` of the parent) otherwise left its
+    training child running on the cores, and it spoiled the next measurement.
+    """
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # no prctl here: the child outlives an interrupted parent, as before
+
+
 def run_child(code, args, backend, what, as_mnistlab=True):
     """Run `code` with `args` under KERAS_BACKEND=`backend`; return its RESULT or exit naming `what`."""
     if as_mnistlab:
         code = "import mnistlab\n" + code
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env,
-                          check=False)  # failures are reported below, with stderr
+                          check=False,  # failures are reported below, with stderr
+                          preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise SystemExit(f"{what} on {backend} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")

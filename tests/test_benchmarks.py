@@ -146,3 +146,39 @@ def test_step_costs(tiny_mnist_dir):
     assert [r.split("|")[3].strip() for r in rows] == [
         "fit, batches on device", "fit, batches from host", "fit, one batch", "gather only",
         "raw jit loop, dispatch", "raw jit loop, total", "raw jit loop, synced each step"], rows
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's prctl")
+def test_a_killed_benchmark_leaves_no_child_running(tmp_path):
+    """A child of an interrupted benchmark must not go on training on the cores."""
+    import os
+    import signal
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import sys; sys.path.insert(0, sys.argv[1]); from _child import run_child\n"
+        "run_child('import os, sys, time\\nopen(sys.argv[1], \"w\").write(str(os.getpid()))\\ntime.sleep(60)',"
+        " [sys.argv[2]], 'jax', 'sleeper', as_mnistlab=False)"), str(BENCH), str(pid_file)])
+    try:
+        deadline = time.monotonic() + 30
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        os.kill(child, 0)  # running
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return  # gone with its parent
+        time.sleep(0.05)
+        try:  # reap it if it became ours (it is a zombie of init otherwise)
+            os.waitpid(child, os.WNOHANG)
+        except ChildProcessError:
+            pass
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("the benchmark's child outlived its killed parent")
