@@ -148,6 +148,24 @@ def test_step_costs(tiny_mnist_dir):
         "raw jit loop, dispatch", "raw jit loop, total", "raw jit loop, synced each step"], rows
 
 
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_layer_costs(backend):
+    out = bench("layer_costs.py", "--backend", backend, "--batch-size", "8", "--seconds", "0.01",
+                "--options", '{"filters": [4, 8], "downsample": ["stride", "early-pool"], "crop": 1}')
+    rows = table_rows(out, "| layer |")
+    names = [r.split("|")[1].strip() for r in rows]
+    # every layer of the model once, in order: the strided block has no pooling, the other pools
+    # right after its convolution, and the crop comes after the augmentation
+    assert names[:3] == ["augment", "channel", "crop"], names
+    assert names.index("conv_0_0") < names.index("bn_0_0") < names.index("conv_1_0") < names.index("pool_1") \
+        < names.index("bn_1_0"), names
+    assert "pool_0" not in names and names[-1] == "**sum**", names
+    shapes = dict((r.split("|")[1].strip(), r.split("|")[3].strip()) for r in rows)
+    assert shapes["conv_0_0"] == "26x26x1" and shapes["conv_1_0"] == "13x13x4", shapes
+    times = [float(r.split("|")[4].strip(" *")) for r in rows]
+    assert all(t > 0 for t in times) and abs(sum(times[:-1]) - times[-1]) < 0.05, times
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's prctl")
 def test_a_killed_benchmark_leaves_no_child_running(tmp_path):
     """A child of an interrupted benchmark must not go on training on the cores."""

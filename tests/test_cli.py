@@ -68,9 +68,12 @@ def test_gpu_preset_defaults_to_jax():
 
 
 @pytest.mark.parametrize("flags,expected", [
-    ([], "early-pool"),  # the fast preset's
+    ([], ["stride", "early-pool"]),  # the fast preset's
     (["--downsample", "pool"], "pool"),  # one value: every block
     (["--downsample", "stride", "pool"], ["stride", "pool"]),  # one per block
+    # the preset's per-block list follows other --filters: its first block's choice, then its last's
+    (["--filters", "8", "16", "32"], ["stride", "early-pool", "early-pool"]),
+    (["--filters", "8"], ["stride"]),
 ])
 def test_downsample_flag(flags, expected):
     from mnistlab.cli import build_parser
@@ -78,6 +81,20 @@ def test_downsample_flag(flags, expected):
 
     args = build_parser().parse_args(["train", "--model", "cnn", "--preset", "fast", *flags])
     assert config_from_args(args).model_options["downsample"] == expected
+
+
+def test_downsample_list_of_the_wrong_length_is_refused():
+    """Given by the user, a per-block list must match the blocks: no guessing."""
+    from mnistlab.cli import build_parser
+    from mnistlab.commands.train import config_from_args
+    from mnistlab.errors import MnistlabError
+    from mnistlab.models import build_model
+
+    args = build_parser().parse_args(["train", "--model", "cnn", "--preset", "fast", "--filters", "8", "16", "32",
+                                      "--downsample", "stride", "pool"])
+    config = config_from_args(args)
+    with pytest.raises(MnistlabError, match="one per block"):
+        build_model("cnn", **config.model_options)
 
 
 def test_crop_flag_is_a_model_option():
