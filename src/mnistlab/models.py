@@ -160,9 +160,12 @@ def build_cnn(
             so that batch norm and ReLU run on a 4x smaller image (ReLU commutes
             with max-pooling, batch norm does not quite); 25-35% cheaper training
             steps for the fast CNN on a CPU. `"stride"`: its first convolution at
-            stride 2, no pooling; cheaper still, but less accurate in short runs
-            (BENCHMARKS.md, "Cheaper CNN blocks"). One value for every block, or a
-            list with one per block.
+            stride 2, no pooling; cheaper still. Without label smoothing it cost the
+            fast CNN accuracy (BENCHMARKS.md, "Cheaper CNN blocks"); with it, in the
+            first block only, where a one-channel convolution at full size is the
+            costliest layer for its FLOPs, the fast presets use it ("A strided
+            first block").
+            One value for every block, or a list with one per block.
         dense: units of the dense layer before the output (0 for none).
         batch_norm: batch normalisation after each convolution.
         bn_momentum: as for `build_mlp`.
