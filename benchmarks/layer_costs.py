@@ -1,13 +1,20 @@
-"""Where a CNN's training step goes, layer by layer: forward plus backward time of each layer alone.
+"""Where a model's training step goes, layer by layer: forward plus backward time of each layer alone.
 
-    python benchmarks/layer_costs.py [--preset fast-995] [--batch-size 256] \
+    python benchmarks/layer_costs.py [--model cnn] [--preset fast-995] [--batch-size 256] \
         [--options '{"downsample": ["stride", "early-pool", "early-pool"]}'] [--backend tensorflow]
 
 Builds the preset's model (with --options merged into its model options), feeds
 it one batch of random pixels, and times each layer with weights on its own:
 the layer called in training mode on the input it sees inside the model, then
-the gradient of sum(output^2) with respect to that input and the layer's
-weights, compiled once (tf.function or jax.jit), best of 3 runs of ~0.5 s.
+the gradient of sum(output^2) with respect to what the real step needs, compiled
+once (tf.function or jax.jit), best of 3 runs of ~0.5 s. What the step needs:
+the layers before the first one with weights (augmentation, crop, rescaling)
+run forward only, the first layer with weights gets its weights' gradient only,
+and every later layer the gradient of its input and its weights (as
+benchmarks/_flops.py counts them). The Dense and Conv2D rows show the GFLOP/s
+their kernels reach at this model's shapes, and a last line their total: the
+limit of a step that did nothing but those kernels.
+
 The layers' sum is not a whole step (no optimizer update, no loss, no fusion
 across layers), but it shows which layers the step's time goes to: written
 because the 16-32-64 CNN's one-channel first convolution and the batch norm,
@@ -36,21 +43,26 @@ def timed(fn, seconds: float = 0.5, repeats: int = 3) -> float:
     return best
 
 
-def gradient_fn(layer, x):
-    """A compiled function: layer(x) in training mode and the gradient of sum(y^2)."""
+def gradient_fn(layer, x, wrt_input: bool = True):
+    """A compiled function: layer(x) in training mode and the gradient of sum(y^2).
+
+    The gradient is taken with respect to the layer's trainable weights, and to
+    `x` when `wrt_input`; with neither, the function is the forward pass alone.
+    """
     import keras
 
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         xv = tf.Variable(x)
+        sources = ([xv] if wrt_input else []) + list(layer.trainable_weights)
 
         @tf.function
         def step():
             with tf.GradientTape() as tape:
                 y = layer(xv, training=True)
                 loss = tf.reduce_sum(tf.square(y))
-            return tape.gradient(loss, [xv, *layer.trainable_weights])
+            return tape.gradient(loss, sources) if sources else loss
 
         return step
     import inspect
@@ -66,8 +78,9 @@ def gradient_fn(layer, x):
         y, _ = layer.stateless_call(weights, non_trainable, inputs, **mode)
         return (y ** 2).sum()
 
-    grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
-    return lambda: jax.block_until_ready(grad(trainable, x))
+    argnums = ((0,) if trainable else ()) + ((1,) if wrt_input else ())
+    fn = jax.jit(jax.grad(loss, argnums=argnums) if argnums else loss)
+    return lambda: jax.block_until_ready(fn(trainable, x))
 
 
 def layer_inputs(model, x):
@@ -80,7 +93,8 @@ def layer_inputs(model, x):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="fast-995")
+    p.add_argument("--model", choices=["cnn", "mlp"], default="cnn")
+    p.add_argument("--preset", default=None, help="default: fast-995 for the CNN, fast for the MLP")
     p.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
     p.add_argument("--options", default="{}", help="JSON model options merged into the preset's")
     p.add_argument("--backend", choices=["tensorflow", "jax"], default="tensorflow")
@@ -94,26 +108,42 @@ def main(argv=None):
     import mnistlab  # noqa: F401  (its environment settings come before the backend's import)
     import numpy as np
 
+    from _flops import multiply_adds, needs_input_gradient
     from mnistlab.config import make_config
     from mnistlab.models import build_model
 
-    cfg = make_config("cnn", args.preset, batch_size=args.batch_size, model_options=options)
-    model = build_model("cnn", **cfg.model_options)
+    preset = args.preset or {"cnn": "fast-995", "mlp": "fast"}[args.model]
+    cfg = make_config(args.model, preset, batch_size=args.batch_size, model_options=options)
+    model = build_model(args.model, **cfg.model_options)
     x = np.random.default_rng(0).integers(0, 256, (cfg.batch_size, 28, 28)).astype("float32")
     seen = layer_inputs(model, x)
+    needs = needs_input_gradient(model)
+    weights_before = False
     rows = []
     for layer in model.layers[1:]:
         inputs = np.asarray(seen[layer])
-        ms = timed(gradient_fn(layer, inputs), args.seconds) * 1e3
-        rows.append((layer.name, type(layer).__name__, "x".join(map(str, inputs.shape[1:])), ms))
-    total = sum(r[3] for r in rows)
-    print(f"--preset {args.preset}, model options {json.dumps(cfg.model_options)}, batch {cfg.batch_size}, "
-          f"{args.backend}, {os.cpu_count()} cores\n")
-    print("| layer | kind | input per image | forward + backward ms | share of the sum |")
-    print("|---|---|---|---|---|")
-    for name, kind, shape, ms in rows:
-        print(f"| {name} | {kind} | {shape} | {ms:.2f} | {ms / total:.0%} |")
-    print(f"| **sum** | | | **{total:.2f}** | |")
+        if not weights_before and not layer.trainable_weights:
+            what = "forward"
+        else:
+            what = "forward + backward" if needs[layer.name] else "forward + weights' gradient"
+        ms = timed(gradient_fn(layer, inputs, wrt_input=needs[layer.name]), args.seconds) * 1e3
+        flops = 2 * multiply_adds(layer) * (3 if needs[layer.name] else 2) * cfg.batch_size
+        rows.append((layer.name, type(layer).__name__, "x".join(map(str, inputs.shape[1:])), what, ms, flops))
+        weights_before = weights_before or bool(layer.trainable_weights)
+    total = sum(r[4] for r in rows)
+    print(f"--model {args.model} --preset {preset}, model options {json.dumps(cfg.model_options)}, "
+          f"batch {cfg.batch_size}, {args.backend}, {os.cpu_count()} cores\n")
+    print("| layer | kind | input per image | timed | ms | share of the sum | GFLOP/s |")
+    print("|---|---|---|---|---|---|---|")
+    for name, kind, shape, what, ms, flops in rows:
+        rate = f"{flops / ms / 1e6:.0f}" if flops else "-"
+        print(f"| {name} | {kind} | {shape} | {what} | {ms:.2f} | {ms / total:.0%} | {rate} |")
+    print(f"| **sum** | | | | **{total:.2f}** | | |")
+    kernel_ms = sum(r[4] for r in rows if r[5])
+    kernel_flops = sum(r[5] for r in rows)
+    print(f"\nDense and Conv2D layers alone: {kernel_ms:.2f} ms per batch of {cfg.batch_size}, "
+          f"{kernel_flops / kernel_ms / 1e6:.0f} GFLOP/s, {cfg.batch_size / kernel_ms * 1e3:,.0f} images/s "
+          f"({kernel_ms / total:.0%} of the sum)")
 
 
 if __name__ == "__main__":

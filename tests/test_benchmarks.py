@@ -95,7 +95,15 @@ def test_time_to_accuracy_goal_column_checks_accuracy_and_time(monkeypatch, tmp_
 def test_throughput_and_augmentation_and_determinism_tables():
     out = bench("throughput.py", "--models", "mlp", "--presets", "default", "fast", "--steps", "3")
     assert "| mlp | default | jax | 128 | 1 |" in out and "share of limit" in out
-    assert "| mlp | fast | jax | 256 | 15 |" in out  # timed as train() runs it: 15 steps per call
+    # timed as train() runs it: 15 steps per call. 1.8 MFLOP: 2 x 484 x 512 x 2 (the first layer
+    # needs no input gradient) + 2 x (512 x 256 + 256 x 10) x 3; counting the first x 3 gave 2.3
+    assert "| mlp | fast | jax | 256 | 15 | 1.8 |" in out, out
+    out = bench("throughput.py", "--models", "mlp", "--presets", "fast", "--steps", "3",
+                "--options", '{"width": [1024, 256]}')
+    assert '"width": [1024, 256]' in out and "| mlp | fast | jax | 256 | 15 | 3.6 |" in out, out
+    proc = subprocess.run([sys.executable, str(BENCH / "throughput.py"), "--options", "[1]"],
+                          capture_output=True, text=True, env=cli_env(), cwd=BENCH.parent)
+    assert proc.returncode == 2 and "must be a JSON object" in proc.stderr, proc.stderr
     out = bench("augment_overhead.py", "--models", "mlp", "--steps", "3", "--repeats", "1")
     assert all(f"| {name} |" in out for name in ("none", "default", "default + elastic"))
     out = bench("determinism_cost.py", "--models", "mlp", "--backends", BACKEND, "--steps", "3")
@@ -160,10 +168,36 @@ def test_layer_costs(backend):
     assert names.index("conv_0_0") < names.index("bn_0_0") < names.index("conv_1_0") < names.index("pool_1") \
         < names.index("bn_1_0"), names
     assert "pool_0" not in names and names[-1] == "**sum**", names
-    shapes = dict((r.split("|")[1].strip(), r.split("|")[3].strip()) for r in rows)
-    assert shapes["conv_0_0"] == "26x26x1" and shapes["conv_1_0"] == "13x13x4", shapes
-    times = [float(r.split("|")[4].strip(" *")) for r in rows]
+    cells = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]] for r in rows}
+    assert cells["conv_0_0"][1] == "26x26x1" and cells["conv_1_0"][1] == "13x13x4", cells
+    # timed as the real step runs them: no backward before the first weights, no input gradient for them
+    assert cells["crop"][2] == "forward" and cells["conv_0_0"][2] == "forward + weights' gradient", cells
+    assert cells["conv_1_0"][2] == "forward + backward", cells
+    times = [float(r.split("|")[5].strip(" *")) for r in rows]
     assert all(t > 0 for t in times) and abs(sum(times[:-1]) - times[-1]) < 0.05, times
+    assert cells["conv_1_0"][5] != "-" and cells["bn_1_0"][5] == "-", cells  # GFLOP/s for kernels only
+    assert "Dense and Conv2D layers alone:" in out
+
+
+def test_layer_costs_of_the_mlp():
+    out = bench("layer_costs.py", "--model", "mlp", "--backend", "jax", "--batch-size", "8", "--seconds", "0.01")
+    names = [r.split("|")[1].strip() for r in table_rows(out, "| layer |")]
+    assert names[names.index("dense_0"):] == ["dense_0", "bn_0", "act_0", "dense_1", "bn_1", "act_1",
+                                               "probabilities", "**sum**"], names
+
+
+def test_train_flops_skips_the_first_layers_input_gradient():
+    sys.path.insert(0, str(BENCH))
+    try:
+        from _flops import train_flops
+    finally:
+        sys.path.remove(str(BENCH))
+    mlp = keras.Sequential([keras.Input((784,)), keras.layers.Rescaling(1 / 255), keras.layers.Dense(8),
+                            keras.layers.BatchNormalization(), keras.layers.Dense(10)])
+    assert train_flops(mlp) == 2 * 784 * 8 * 2 + 2 * 8 * 10 * 3
+    cnn = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(4, 3, padding="same"),
+                            keras.layers.Conv2D(2, 3, strides=2, padding="same")])
+    assert train_flops(cnn) == 2 * 36 * 9 * 4 * 2 + 2 * 9 * 9 * 4 * 2 * 3
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's prctl")
