@@ -1,6 +1,6 @@
 """Where a training step's time goes on JAX: feeding, Keras' fit loop, dispatch, the device.
 
-    KERAS_BACKEND=jax python benchmarks/step_costs.py [--preset gpu] [--batch-sizes 512 1024]
+    KERAS_BACKEND=jax python benchmarks/step_costs.py [--model cnn] [--preset gpu] [--batch-sizes 512 1024]
 
 For each batch size, in one process (after a warm-up call of each), milliseconds
 per step of:
@@ -12,9 +12,13 @@ per step of:
     raw jit loop             Keras' train_step under jax.jit, called in a Python loop on one
                              batch: "dispatch" is the host's time per call, "total" includes
                              waiting for the device at the end; "synced" waits every step
+    scan of 15 steps         the same train_step in a jax.lax.scan over 15 device batches per
+                             call: no Python at all between steps, the floor for a Keras step
 
 Written to find why the GPU preset's steps took 3 ms on an H200 (BENCHMARKS.md,
-"On a GPU"). JAX only; on a CPU it runs, but JAX's CPU convolutions are slow.
+"On a GPU"), and used on a CPU for the fast MLP (`--model mlp --preset fast
+--batch-sizes 256`; BENCHMARKS.md, "FLOPs counted right"). JAX only; the CNN
+runs on a CPU too, but JAX's CPU convolutions are slow.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import argparse
 import time
 
 
-def measure(preset: str, batch: int, filters, steps_per_execution: int = 15):
+def measure(model_name: str, preset: str, batch: int, filters, steps_per_execution: int = 15):
     import jax
     import keras
 
@@ -31,14 +35,14 @@ def measure(preset: str, batch: int, filters, steps_per_execution: int = 15):
     from mnistlab.batches import EpochBatches
     from mnistlab.config import make_config
     from mnistlab.models import build_model
-    from mnistlab.training import compile_model, prepare_data
+    from mnistlab.training import compile_model, prepare_data, targets
 
     options = {"filters": list(filters)} if filters else {}
-    cfg = make_config("cnn", preset, batch_size=batch, model_options=options)
+    cfg = make_config(model_name, preset, batch_size=batch, model_options=options)
     s = prepare_data(cfg, data.load("mnist"))
-    model = build_model("cnn", **cfg.model_options)
+    model = build_model(model_name, **cfg.model_options)
     compile_model(model, cfg, 1e-3, steps_per_execution)
-    host = EpochBatches(s.x_train, s.y_train, batch, seed=0)
+    host = EpochBatches(s.x_train, targets(cfg, s.y_train), batch, seed=0)
     dev = host.on_device()
     n = max(1, len(host) // steps_per_execution) * steps_per_execution
 
@@ -85,26 +89,49 @@ def measure(preset: str, batch: int, filters, steps_per_execution: int = 15):
         _, state = step(state, (xb, yb))
         jax.block_until_ready(state)
     rows["raw jit loop, synced each step"] = [(time.perf_counter() - t) / 20 * 1e3]
+
+    def scan_steps(state, xs, ys):
+        def one(state, batch):
+            _, state = model.train_step(state, batch)
+            return state, None
+
+        return jax.lax.scan(one, state, (xs, ys))[0]
+
+    scan = jax.jit(scan_steps, donate_argnums=0)
+    chunks = [tuple(jax.numpy.stack(part) for part in zip(*(dev[i + j] for j in range(steps_per_execution))))
+              for i in range(0, n, steps_per_execution)]
+    state = scan(state, *chunks[0])
+    jax.block_until_ready(state)
+    for _ in range(2):
+        t = time.perf_counter()
+        for xs, ys in chunks:
+            state = scan(state, xs, ys)
+        jax.block_until_ready(state)
+        rows.setdefault(f"scan of {steps_per_execution} steps", []).append((time.perf_counter() - t) / n * 1e3)
     return n, rows
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=["cnn", "mlp"], default="cnn")
     p.add_argument("--preset", default="gpu")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[512, 1024])
     p.add_argument("--filters", type=int, nargs="+", default=None, help="override the preset's CNN filters")
     args = p.parse_args(argv)
+    if args.filters and args.model != "cnn":
+        p.error("--filters is the CNN's option; leave it out with --model mlp")
     import keras
 
     if keras.backend.backend() != "jax":
         raise SystemExit("step_costs.py measures JAX's dispatch: run it with KERAS_BACKEND=jax")
     import jax
 
-    print(f"{jax.devices()[0].device_kind}, --preset {args.preset}, filters {args.filters or 'as the preset'}\n")
+    print(f"{jax.devices()[0].device_kind}, --model {args.model} --preset {args.preset}"
+          + (f", filters {args.filters or 'as the preset'}" if args.model == "cnn" else "") + "\n")
     print("| batch | steps | what | ms per step |")
     print("|---|---|---|---|")
     for batch in args.batch_sizes:
-        n, rows = measure(args.preset, batch, args.filters)
+        n, rows = measure(args.model, args.preset, batch, args.filters)
         for what, values in rows.items():
             print(f"| {batch} | {n} | {what} | {' / '.join(f'{v:.3f}' for v in values)} |", flush=True)
 

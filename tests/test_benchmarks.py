@@ -153,7 +153,11 @@ def test_step_costs(tiny_mnist_dir):
     rows = table_rows(out, "| batch |")
     assert [r.split("|")[3].strip() for r in rows] == [
         "fit, batches on device", "fit, batches from host", "fit, one batch", "gather only",
-        "raw jit loop, dispatch", "raw jit loop, total", "raw jit loop, synced each step"], rows
+        "raw jit loop, dispatch", "raw jit loop, total", "raw jit loop, synced each step",
+        "scan of 15 steps"], rows
+    out = bench("step_costs.py", "--model", "mlp", "--preset", "fast", "--batch-sizes", "32",
+                KERAS_BACKEND="jax", MNISTLAB_DATA_DIR=tiny_mnist_dir, MNISTLAB_SKIP_MD5=1)
+    assert "--model mlp --preset fast" in out and "| 32 | 15 | scan of 15 steps |" in out, out
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
