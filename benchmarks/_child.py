@@ -23,6 +23,17 @@ def add_backend_arg(parser, ours="our configs"):
                         help=f"run {ours} on this backend instead of their measured default (e.g. jax on a GPU)")
 
 
+def model_options_arg(parser, text: str) -> dict:
+    """The JSON of an `--options` argument as a dict, or exit 2 through `parser` saying why."""
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as e:
+        parser.error(f"--options {text!r} is not JSON ({e})")
+    if not isinstance(options, dict):
+        parser.error(f"--options {text!r} must be a JSON object, e.g. '{{\"batch_norm\": false}}'")
+    return options
+
+
 def _die_with_parent():
     """In the child, before it runs (Linux): ask for SIGTERM when the parent dies.
 

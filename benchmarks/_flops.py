@@ -36,7 +36,12 @@ def needs_input_gradient(model) -> dict:
     return needs
 
 
+def layer_train_flops(layer, input_gradient: bool) -> int:
+    """One example's forward and backward FLOPs in `layer`: x 3 of its forward, x 2 without `input_gradient`."""
+    return 2 * multiply_adds(layer) * (3 if input_gradient else 2)
+
+
 def train_flops(model) -> int:
     """FLOPs of one example's forward and backward pass (the module docstring's count)."""
     needs = needs_input_gradient(model)
-    return sum(2 * multiply_adds(layer) * (3 if needs[layer.name] else 2) for layer in model.layers)
+    return sum(layer_train_flops(layer, needs[layer.name]) for layer in model.layers)

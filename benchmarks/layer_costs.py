@@ -29,6 +29,8 @@ import json
 import os
 import time
 
+from _child import model_options_arg
+
 
 def timed(fn, seconds: float = 0.5, repeats: int = 3) -> float:
     """Best mean seconds per call of `fn` over `repeats` runs of about `seconds` each."""
@@ -100,15 +102,12 @@ def main(argv=None):
     p.add_argument("--backend", choices=["tensorflow", "jax"], default="tensorflow")
     p.add_argument("--seconds", type=float, default=0.5, help="length of each timed run")
     args = p.parse_args(argv)
-    try:
-        options = json.loads(args.options)
-    except json.JSONDecodeError as e:
-        p.error(f"--options {args.options!r} is not JSON ({e})")
+    options = model_options_arg(p, args.options)
     os.environ["KERAS_BACKEND"] = args.backend
     import mnistlab  # noqa: F401  (its environment settings come before the backend's import)
     import numpy as np
 
-    from _flops import multiply_adds, needs_input_gradient
+    from _flops import layer_train_flops, needs_input_gradient
     from mnistlab.config import make_config
     from mnistlab.models import build_model
 
@@ -118,18 +117,16 @@ def main(argv=None):
     x = np.random.default_rng(0).integers(0, 256, (cfg.batch_size, 28, 28)).astype("float32")
     seen = layer_inputs(model, x)
     needs = needs_input_gradient(model)
-    weights_before = False
     rows = []
     for layer in model.layers[1:]:
         inputs = np.asarray(seen[layer])
-        if not weights_before and not layer.trainable_weights:
-            what = "forward"
+        if needs[layer.name]:
+            what = "forward + backward"
         else:
-            what = "forward + backward" if needs[layer.name] else "forward + weights' gradient"
+            what = "forward + weights' gradient" if layer.trainable_weights else "forward"
         ms = timed(gradient_fn(layer, inputs, wrt_input=needs[layer.name]), args.seconds) * 1e3
-        flops = 2 * multiply_adds(layer) * (3 if needs[layer.name] else 2) * cfg.batch_size
+        flops = layer_train_flops(layer, needs[layer.name]) * cfg.batch_size
         rows.append((layer.name, type(layer).__name__, "x".join(map(str, inputs.shape[1:])), what, ms, flops))
-        weights_before = weights_before or bool(layer.trainable_weights)
     total = sum(r[4] for r in rows)
     print(f"--model {args.model} --preset {preset}, model options {json.dumps(cfg.model_options)}, "
           f"batch {cfg.batch_size}, {args.backend}, {os.cpu_count()} cores\n")

@@ -19,8 +19,8 @@
 --options (JSON model options merged into each preset's) and --jit-compile
 (XLA for the whole step; Keras leaves it off on a CPU with TensorFlow) take a
 model apart to see what the limit is lost to: e.g. without augmentation or
-batch norm, what the convolution kernels alone reach (BENCHMARKS.md, "What the
-CNNs' throughput is lost to").
+batch norm (BENCHMARKS.md, "FLOPs counted right, and what the limit is lost
+to").
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import json
 import os
 import platform
 
-from _child import add_backend_arg, run_child
+from _child import add_backend_arg, model_options_arg, run_child
 
 # The child finds _flops.py next to this file.
 CHILD = f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n" + r"""
@@ -93,12 +93,7 @@ def main(argv=None):
     p.add_argument("--jit-compile", action="store_true", help="compile the whole step with XLA")
     add_backend_arg(p, "every model")
     args = p.parse_args(argv)
-    try:
-        options = json.loads(args.options)
-    except json.JSONDecodeError as e:
-        p.error(f"--options {args.options!r} is not JSON ({e})")
-    if not isinstance(options, dict):
-        p.error(f"--options {args.options!r} must be a JSON object, e.g. '{{\"batch_norm\": false}}'")
+    options = model_options_arg(p, args.options)
     from mnistlab.config import DEFAULT_BACKEND, PRESETS
 
     print(f"{platform.node()}, {os.cpu_count()} cores"
