@@ -23,15 +23,15 @@ def add_backend_arg(parser, ours="our configs"):
                         help=f"run {ours} on this backend instead of their measured default (e.g. jax on a GPU)")
 
 
-def model_options_arg(parser, text: str) -> dict:
-    """The JSON of an `--options` argument as a dict, or exit 2 through `parser` saying why."""
+def json_object_arg(parser, flag: str, text: str, example: str = '{"batch_norm": false}') -> dict:
+    """The JSON object given as `flag`'s `text`, or exit 2 through `parser` saying why."""
     try:
-        options = json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as e:
-        parser.error(f"--options {text!r} is not JSON ({e})")
-    if not isinstance(options, dict):
-        parser.error(f"--options {text!r} must be a JSON object, e.g. '{{\"batch_norm\": false}}'")
-    return options
+        parser.error(f"{flag} {text!r} is not JSON ({e}); write e.g. '{example}'")
+    if not isinstance(value, dict):
+        parser.error(f"{flag} {text!r} must be a JSON object, e.g. '{example}'")
+    return value
 
 
 def _die_with_parent():

@@ -29,7 +29,7 @@ import json
 import os
 import time
 
-from _child import model_options_arg
+from _child import json_object_arg
 
 
 def timed(fn, seconds: float = 0.5, repeats: int = 3) -> float:
@@ -102,7 +102,7 @@ def main(argv=None):
     p.add_argument("--backend", choices=["tensorflow", "jax"], default="tensorflow")
     p.add_argument("--seconds", type=float, default=0.5, help="length of each timed run")
     args = p.parse_args(argv)
-    options = model_options_arg(p, args.options)
+    options = json_object_arg(p, "--options", args.options)
     os.environ["KERAS_BACKEND"] = args.backend
     import mnistlab  # noqa: F401  (its environment settings come before the backend's import)
     import numpy as np

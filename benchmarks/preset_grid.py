@@ -22,6 +22,7 @@ import platform
 import sys
 from pathlib import Path
 
+from _child import json_object_arg
 from time_to_accuracy import OUT, train_child
 
 
@@ -37,15 +38,7 @@ def main(argv=None):
     p.add_argument("--max-epochs", type=int, default=10**6, help="cap every variant's epochs (smoke tests)")
     p.add_argument("--out", type=Path, default=OUT / "preset_grid.jsonl", help="results appended here")
     args = p.parse_args(argv)
-    variants = []
-    for text in args.variants:
-        try:
-            variant = json.loads(text)
-        except json.JSONDecodeError as e:
-            p.error(f"--variants {text!r} is not JSON ({e}); write e.g. '{{\"epochs\": 4}}'")
-        if not isinstance(variant, dict):
-            p.error(f"--variants {text!r} must be a JSON object of config fields")
-        variants.append(variant)
+    variants = [json_object_arg(p, "--variants", text, '{"epochs": 4}') for text in args.variants]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     print(f"{platform.node()}, {os.cpu_count()} cores, --model {args.model} --preset {args.preset}, "
           f"{args.backend}, seeds {args.seeds}\n")

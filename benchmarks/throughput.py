@@ -30,7 +30,7 @@ import json
 import os
 import platform
 
-from _child import add_backend_arg, model_options_arg, run_child
+from _child import add_backend_arg, json_object_arg, run_child
 
 # The child finds _flops.py next to this file.
 CHILD = f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n" + r"""
@@ -93,7 +93,7 @@ def main(argv=None):
     p.add_argument("--jit-compile", action="store_true", help="compile the whole step with XLA")
     add_backend_arg(p, "every model")
     args = p.parse_args(argv)
-    options = model_options_arg(p, args.options)
+    options = json_object_arg(p, "--options", args.options)
     from mnistlab.config import DEFAULT_BACKEND, PRESETS
 
     print(f"{platform.node()}, {os.cpu_count()} cores"
