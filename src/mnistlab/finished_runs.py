@@ -25,7 +25,6 @@ LR_FIND = "lr_find.png"
 TB_EVALUATION = "evaluation"  # under tensorboard/
 
 
-
 def check_run_dir(run_dir) -> Path:
     """`run_dir` as a Path, if it is a folder holding best.keras; else `MnistlabError`."""
     run_dir = Path(run_dir)
