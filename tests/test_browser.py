@@ -27,6 +27,8 @@ import digit_images
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
+pytestmark = pytest.mark.slow  # drives Chromium against a running `mnistlab serve`
+
 selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium)")
 if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
     pytest.skip(f"no chromium/chromedriver at {CHROMIUM} / {CHROMEDRIVER} (apt-get install chromium "

@@ -185,6 +185,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import fault_resume  # noqa: E402
 
 
+@pytest.mark.slow  # ten training processes, SIGKILLed and resumed: a minute or two on 2 cores
 def test_sigkill_at_random_moments_then_resume_is_bit_identical(tiny_mnist_dir, tmp_path):
     env = cli_env(MNISTLAB_SKIP_MD5=1)
     ref = tmp_path / "ref"
