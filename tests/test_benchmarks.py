@@ -38,6 +38,7 @@ def table_rows(out, header_start):
     return [line for line in lines[start + 2:] if line.startswith("|")]
 
 
+@pytest.mark.slow  # runs a benchmark script end to end: it trains models in its own processes
 def test_time_to_accuracy(tiny_mnist_dir, tmp_path):
     out = bench("time_to_accuracy.py", "--workloads", "mlp98", "cnn99", "cnn995", "gpu99", "lrtest", "--seeds", "0",
                 "--max-epochs", "1",
@@ -92,6 +93,7 @@ def test_time_to_accuracy_goal_column_checks_accuracy_and_time(monkeypatch, tmp_
         assert "without compiling" in row and verdict in row, row
 
 
+@pytest.mark.slow  # runs a benchmark script end to end: it trains models in its own processes
 def test_throughput_and_augmentation_and_determinism_tables():
     out = bench("throughput.py", "--models", "mlp", "--presets", "default", "fast", "--steps", "3")
     assert "| mlp | default | jax | 128 | 1 |" in out and "share of limit" in out
@@ -111,12 +113,14 @@ def test_throughput_and_augmentation_and_determinism_tables():
     assert len(rows) == 2 and all(r.endswith("| yes |") for r in rows), rows  # same seed: bit-identical
 
 
+@pytest.mark.slow  # runs a benchmark script end to end: it trains models in its own processes
 def test_lr_find_speed(tiny_mnist_dir):
     out = bench("lr_find_speed.py", "--data-dir", tiny_mnist_dir, "--backend", BACKEND, "--steps", "10",
                 "--repeats", "1", "--train", "500", MNISTLAB_SKIP_MD5=1)
     assert "|" in out
 
 
+@pytest.mark.slow  # runs a benchmark script end to end: it trains models in its own processes
 def test_batchnorm_speed():
     out = bench("batchnorm_speed.py", "--presets", "fast", "--steps", "3", "--repeats", "1")
     rows = table_rows(out, "| preset |")
@@ -124,6 +128,7 @@ def test_batchnorm_speed():
     assert rows[1].rstrip(" |").endswith("x")  # the speed-up column
 
 
+@pytest.mark.slow  # runs a benchmark script end to end: it trains models in its own processes
 def test_callback_overhead(tiny_mnist_dir):
     out = bench("callback_overhead.py", "--backend", "jax", "--repeats", "1", "--max-epochs", "1",
                 "--data-dir", tiny_mnist_dir, MNISTLAB_SKIP_MD5=1)
@@ -134,6 +139,7 @@ def test_callback_overhead(tiny_mnist_dir):
     assert len(accs) == 1, rows  # the callbacks do not change what is learned
 
 
+@pytest.mark.slow  # runs a benchmark script end to end: it trains models in its own processes
 def test_preset_grid(tiny_mnist_dir, tmp_path):
     out = bench("preset_grid.py", "--model", "mlp", "--preset", "fast", "--backend", "jax", "--seeds", "0",
                 "--variants", "{}", '{"model_options": {"width": 32}}', "--max-epochs", "1", "--bar", "0.98",
@@ -147,6 +153,7 @@ def test_preset_grid(tiny_mnist_dir, tmp_path):
     assert proc.returncode == 2 and "is not JSON" in proc.stderr
 
 
+@pytest.mark.slow  # runs a benchmark script end to end: it trains models in its own processes
 def test_step_costs(tiny_mnist_dir):
     out = bench("step_costs.py", "--batch-sizes", "64", "--filters", "4", "8",
                 KERAS_BACKEND="jax", MNISTLAB_DATA_DIR=tiny_mnist_dir, MNISTLAB_SKIP_MD5=1)
@@ -160,6 +167,7 @@ def test_step_costs(tiny_mnist_dir):
     assert "--model mlp --preset fast" in out and "| 32 | 15 | scan of 15 steps |" in out, out
 
 
+@pytest.mark.slow  # runs a benchmark script end to end: it trains models in its own processes
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_layer_costs(backend):
     out = bench("layer_costs.py", "--backend", backend, "--batch-size", "8", "--seconds", "0.01",
@@ -183,6 +191,7 @@ def test_layer_costs(backend):
     assert "Dense and Conv2D layers alone:" in out
 
 
+@pytest.mark.slow  # runs a benchmark script end to end: it trains models in its own processes
 def test_layer_costs_of_the_mlp():
     out = bench("layer_costs.py", "--model", "mlp", "--backend", "jax", "--batch-size", "8", "--seconds", "0.01")
     names = [r.split("|")[1].strip() for r in table_rows(out, "| layer |")]

@@ -152,6 +152,7 @@ def test_real_mnist_short_run(mnist_dir, tmp_path):
     assert metrics["n_test"] == 10000 and metrics["test_accuracy"] > 0.9, metrics
 
 
+@pytest.mark.slow  # trains on real Fashion-MNIST
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
                     reason="the dataset's path is the same on every backend; checked in the TensorFlow pass "
                     "(a CNN on JAX's CPU convolutions took 85 s of the JAX pass)")
