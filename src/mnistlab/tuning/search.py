@@ -50,7 +50,7 @@ def make_definition(space, model="mlp", dataset="mnist", tuner="bayesian", max_t
     else:
         space = space_lib.normalize_space(space_lib.default_space(model) if space is None else space, model)
     definition = {"model": model, "dataset": dataset, "tuner": tuner, "max_trials": max_trials, "epochs": epochs,
-                  "train_limit": train_limit, "seed": seed, "backend": backend or _backend(), "space": space}
+                  "train_limit": train_limit, "seed": seed, "backend": backend or os.environ.get("KERAS_BACKEND") or _backend(), "space": space}
     for values in _corners(space):  # every value once: a bad combination with the rest fails now
         space_lib.trial_config(definition, values)
     from mnistlab import data as data_lib

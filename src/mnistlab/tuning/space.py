@@ -299,13 +299,21 @@ def trial_config(definition: dict, values: dict):
     patience = min(base.patience, max(2, definition["epochs"] // 3))
     train = {k: hps[k] for k in TRAIN_NAMES if k in hps}
     options = {k: v for k, v in hps.items() if k in MODEL_OPTIONS[model]}
+    defaults = _model_defaults(model)
     if "augment" in hps:
-        defaults = _model_defaults(model)
         for name in AUGMENT:
             options[name] = round(defaults[name] * hps["augment"], 6)
+    # values equal to the model's defaults are left out: config.json and the command show what differs
+    options = {k: v for k, v in options.items() if not _same(v, defaults.get(k))}
     train.setdefault("patience", patience)
     return make_config(model, dataset=definition["dataset"], epochs=epochs, seed=definition["seed"],
                        train_limit=definition["train_limit"], model_options=options, **train)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return list(a) == list(b)
+    return type(a) is type(b) and a == b
 
 
 def _model_defaults(model: str) -> dict:
