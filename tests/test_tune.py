@@ -236,3 +236,17 @@ def test_search_survives_a_killed_worker_and_a_killed_search(tiny_mnist_dir, tmp
     assert main(args) == 2
     assert "holds another search (space differs)" in capsys.readouterr().err
     assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")} == before
+
+
+def test_evaluate_report_section_for_a_trial(tmp_path):
+    from mnistlab.tuning.report import report_section
+
+    trials = [{"trial_id": i, "status": "COMPLETED", "worker": "w0", "hyperparameters": {"width": w},
+               "val_accuracy": acc, "epochs": 2, "seconds": 1.0} for i, w, acc in (("0", 8, 0.9), ("1", 16, 0.95))]
+    (tmp_path / "trials" / "0").mkdir(parents=True)
+    (tmp_path / "tune_results.json").write_text(json.dumps({
+        "trials": trials, "search": {"tuner": "random"},
+        "best": {"trial_id": "1", "val_accuracy": 0.95, "test_accuracy": 0.94, "command": "mnistlab train --width 16"}}))
+    section = report_section(tmp_path / "trials" / "0")
+    assert "Hyperparameter search" in section and "ranked 2" in section and "mnistlab train --width 16" in section
+    assert report_section(tmp_path) == ""
