@@ -250,3 +250,12 @@ def test_evaluate_report_section_for_a_trial(tmp_path):
     section = report_section(tmp_path / "trials" / "0")
     assert "Hyperparameter search" in section and "ranked 2" in section and "mnistlab train --width 16" in section
     assert report_section(tmp_path) == ""
+
+
+def test_chief_binds_loopback_unless_told(tmp_path, capsys):
+    args = ["tune", "--backend", BACKEND, "--chief", "10.1.2.3:8470", "--run-dir", str(tmp_path / "s")]
+    assert main(args) == 2
+    assert "--host 10.1.2.3" in capsys.readouterr().err and not (tmp_path / "s").exists()
+    assert main(["tune", "--backend", BACKEND, "--join", "nohost", "--worker-id", "w1",
+                 "--run-dir", str(tmp_path / "w")]) == 2
+    assert "HOST:PORT" in capsys.readouterr().err

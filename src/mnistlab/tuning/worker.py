@@ -160,8 +160,11 @@ def run_worker(address: str, worker_id: str, run_dir, data_dir=None, parent_pid:
         if runs.read_json(local) != definition:
             raise MnistlabError(f"{local} belongs to another search than the chief's at {host}:{port}: "
                                 "give this worker another --run-dir")
-    else:
+    else:  # a folder of this worker's own (no shared filesystem): its trials, their HParams sessions
+        from mnistlab.tuning import hparams
+
         runs.write_json(local, definition)
+        hparams.write_experiment(run_dir / TRIALS, definition["space"])
     tuner.definition = definition
     tuner.search(data_dir=data_dir)
     print(f"[{worker_id}] the oracle has no more trials: done", flush=True)
