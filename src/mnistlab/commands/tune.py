@@ -11,6 +11,7 @@ others (docs/tuning.md).
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import time
 from pathlib import Path
@@ -41,15 +42,10 @@ def add_arguments(p):
     dist.add_argument("--join", default=None, metavar="HOST:PORT", help="run a worker of the chief at HOST:PORT")
     dist.add_argument("--worker-id", default=None, metavar="ID",
                       help="this worker's name; restarted with the same one, it gets its unfinished trial back")
-    p.add_argument("--parent-pid", type=int, default=None, help=argparse_hidden())
-    p.add_argument("--cpus", default=None, help=argparse_hidden())
+    # set by the supervisor for its workers: exit with it; the CPUs to pin to
+    p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--cpus", default=None, help=argparse.SUPPRESS)
     p.add_argument("--verbose", type=int, choices=(0, 1), default=1)
-
-
-def argparse_hidden():
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 def default_backend(args):

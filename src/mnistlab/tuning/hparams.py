@@ -25,6 +25,7 @@ from mnistlab.summaries import EventWriter
 
 # (group, tag, display name): group is the sub-run of the trial's tensorboard/ folder.
 METRICS = (("", "tune/val_accuracy", "best val accuracy"),
+           ("", "tune/learning_rate", "learning rate (found, with lr auto)"),
            ("validation", "epoch_accuracy", "val accuracy (last epoch)"),
            ("validation", "epoch_loss", "val loss (last epoch)"),
            ("train", "epoch_accuracy", "train accuracy (last epoch)"),
@@ -79,8 +80,9 @@ def write_experiment(logdir, space: dict) -> None:
 
 
 def write_session(logdir, trial_id: str, values: dict, val_accuracy, status: str = "COMPLETED",
-                  started: float | None = None) -> None:
-    """One trial's session: its values, its best validation accuracy, its status."""
+                  started: float | None = None, learning_rate: float | None = None) -> None:
+    """One trial's session: its values, its best validation accuracy, the learning rate it
+    trained at (the range test's suggestion when lr is "auto"), its status."""
     start = plugin_data_pb2.SessionStartInfo(group_name=trial_id, start_time_secs=started or time.time())
     for name, v in values.items():
         start.hparams[name].CopyFrom(_value(v))
@@ -90,5 +92,7 @@ def write_session(logdir, trial_id: str, values: dict, val_accuracy, status: str
             session_start_info=start, version=metadata.PLUGIN_DATA_VERSION)), step=0)
         if val_accuracy is not None:
             w.scalar("tune/val_accuracy", val_accuracy, step=0)
+        if learning_rate is not None:
+            w.scalar("tune/learning_rate", learning_rate, step=0)
         w.summary(_summary(metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(
             session_end_info=end, version=metadata.PLUGIN_DATA_VERSION)), step=0)

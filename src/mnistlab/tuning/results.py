@@ -57,8 +57,12 @@ def test_best(run_dir: Path, dataset: str, data_dir=None) -> dict | None:
     from mnistlab import data as data_lib
     from mnistlab.evaluation import load_best_model
 
+    from mnistlab.no_tensorflow import keras_without_tensorflow
+
     ds = data_lib.load(dataset, data_dir=data_dir)
-    probs = np.asarray(load_best_model(run_dir).predict(ds.x_test.astype("float32"), batch_size=500, verbose=0))
+    with keras_without_tensorflow():  # on JAX, loading a model would import TensorFlow
+        model = load_best_model(run_dir)
+    probs = np.asarray(model.predict(ds.x_test.astype("float32"), batch_size=500, verbose=0))
     y = ds.y_test.astype(int)
     loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1))))
     return {"test_accuracy": float(np.mean(probs.argmax(1) == y)), "test_loss": loss}

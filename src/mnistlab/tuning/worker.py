@@ -116,7 +116,7 @@ def make_tuner(run_dir: Path):
                     "note": "metrics.json's test_* here are on the validation split: trials never see the test set"}
             runs.write_json(folder / TRIAL_NOTE, note)
             hparams.write_session(folder / runs.TENSORBOARD, trial.trial_id, space.searched(values),
-                                  m["best_val_accuracy"], "COMPLETED", started)
+                                  m["best_val_accuracy"], "COMPLETED", started, m.get("learning_rate"))
             print(f"[{self.tuner_id}] trial {trial.trial_id} done: val_accuracy {m['best_val_accuracy']:.4f}",
                   flush=True)
             return {OBJECTIVE: float(m["best_val_accuracy"]), "epochs": float(m["epochs_run"]),
