@@ -224,6 +224,10 @@ def search(definition: dict, run_dir, workers: int = 1, data_dir=None, host: str
         return found
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0 or workers > 64:
         raise MnistlabError(f"--workers must be a whole number from 1 to 64, got {workers!r}")
+    if workers:  # the workers here read the data: a bad --data-dir fails now, with nothing written
+        from mnistlab import data as data_lib
+
+        data_lib.load(definition["dataset"], data_dir=data_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / TRIALS).mkdir(exist_ok=True)
