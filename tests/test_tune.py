@@ -171,6 +171,7 @@ def check_search(run_dir, n, epochs):
     return results
 
 
+@pytest.mark.skipif(BACKEND != "jax", reason="the TensorFlow pass runs test_distributed_search (CI time)")
 def test_search_survives_a_killed_worker_and_a_killed_search(tiny_mnist_dir, tmp_path, capsys, skip_md5):
     """2 workers, 3 trials of 2 epochs. A worker is SIGKILLed inside a trial (held right after
     a checkpoint) and restarted; later the whole search is SIGKILLed and run again (with one
@@ -227,7 +228,11 @@ def test_search_survives_a_killed_worker_and_a_killed_search(tiny_mnist_dir, tmp
         "resumed_at_epoch") in (2, 3), "the search run again did not continue the killed trial"
     check_search(run_dir, 3, 2)
 
-    # A finished search says so and does nothing; another space is refused and nothing touched.
+    finished_and_refusals(run_dir, cmd, space_file, capsys)
+
+
+def finished_and_refusals(run_dir, cmd, space_file, capsys):
+    """A finished search says so and does nothing; another space is refused and nothing touched."""
     before = {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")}
     args = cmd[cmd.index("tune"):]
     assert main(args) == 0
@@ -236,6 +241,23 @@ def test_search_survives_a_killed_worker_and_a_killed_search(tiny_mnist_dir, tmp
     assert main(args) == 2
     assert "holds another search (space differs)" in capsys.readouterr().err
     assert {p: p.stat().st_mtime_ns for p in run_dir.rglob("*")} == before
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="on JAX, the kill test above runs a 2-worker search")
+def test_distributed_search(tiny_mnist_dir, tmp_path, capsys, skip_md5):
+    """Chief + 2 workers on 127.0.0.1 on TensorFlow, to the end (the kill test runs on JAX: the
+    kill-and-resume path is the same Python on both backends, and train's resume is tested on both)."""
+    space_file = tmp_path / "space.toml"
+    space_file.write_text(TINY_SPACE)
+    run_dir = tmp_path / "search"
+    cmd = tune_cmd(run_dir, tiny_mnist_dir, space_file, epochs=1)
+    env = cli_env(MNISTLAB_SKIP_MD5=1, KERAS_BACKEND=BACKEND)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count(" completed on w") == 3 and "test accuracy" in proc.stdout.splitlines()[-1]
+    results = check_search(run_dir, 3, 1)
+    assert results["search"]["backend"] == "tensorflow" and results["workers"] == 2
+    finished_and_refusals(run_dir, cmd, space_file, capsys)
 
 
 def test_evaluate_report_section_for_a_trial(tmp_path):
