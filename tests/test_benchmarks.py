@@ -247,3 +247,13 @@ def test_a_killed_benchmark_leaves_no_child_running(tmp_path):
             pass
     os.kill(child, signal.SIGKILL)
     pytest.fail("the benchmark's child outlived its killed parent")
+
+
+def test_tune_search(tiny_mnist_dir, tmp_path):
+    dry = bench("tune_search.py", "--dry-run", "--out", tmp_path)
+    assert dry.count("(dry run)") == 6  # fashion, mnist, lr x2, throughput x2
+    out = bench("tune_search.py", "--parts", "mnist", "--data-dir", tiny_mnist_dir, "--backend", "jax",
+                "--tuner", "random", "--trials", "2", "--epochs", "1", "--train-limit", "100", "--out", tmp_path,
+                MNISTLAB_SKIP_MD5=1)
+    (row,) = table_rows(out, "| search |")
+    assert row.startswith("| random, mlp | 2 |") and "mnistlab train" in row, out

@@ -34,6 +34,7 @@ _LAZY = {
     "build_model": ("mnistlab.models", "build_model"),
     "TrainConfig": ("mnistlab.config", "TrainConfig"),
     "train": ("mnistlab.training", "train"),
+    "tune": ("mnistlab.tuning", "tune"),
     "lr_range_test": ("mnistlab.lr_finder", "lr_range_test"),
     "MnistlabError": ("mnistlab.errors", "MnistlabError"),
 }

@@ -24,6 +24,7 @@ COMMANDS = {
     "predict": "predict",
     "serve": "serve",
     "ensemble": "ensemble",
+    "tune": "tune",
 }
 
 

@@ -110,6 +110,9 @@ def render_report(run_dir, result: dict) -> str:
         f'<img src="{_data_uri(path)}" alt="{esc(title)}"></section>'
         for title, path, caption in figures if path.is_file()
     )
+    from mnistlab.tuning.report import report_section
+
+    fig_html += report_section(run_dir)  # a trial of `mnistlab tune`: where it ranks in its search
     settings = {k: v for k, v in cfg.items() if v not in (None, {}, [])}
     settings_rows = "".join(
         f"<tr><th scope=\"row\">{esc(str(k))}</th><td>{esc(str(v))}</td></tr>" for k, v in settings.items()

@@ -1,0 +1,58 @@
+"""The anchor rules of benchmarks/lr_anchors.py (other libraries' suggestions) and the quality
+benchmark's reading of a recorded curve: each anchor applies its own smoothing, stop and skips."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import lr_anchors  # noqa: E402
+
+from mnistlab.lr_rules import valley_index  # noqa: E402
+
+LRS = np.logspace(-6, 1, 100)
+T = np.log10(LRS)
+
+
+def curve(bottom=-1.0, shoot=0.0):
+    """Falls around 1e-3, lowest near 10**bottom, blows up from 10**shoot (NaN at the end)."""
+    loss = 0.2 + 2.0 / (1 + np.exp(3 * (T + 3))) + 0.05 * (T - bottom) ** 2 * (T > bottom)
+    loss = loss + np.where(T > shoot, 10 ** (3 * (T - shoot)) - 1, 0)
+    loss[-3:] = np.nan
+    return [None if np.isnan(v) else float(v) for v in loss]
+
+
+def test_each_anchor_reads_a_rate_from_a_clean_curve():
+    losses = curve()
+    for name, rule in lr_anchors.ANCHORS.items():
+        lr = rule(LRS, losses)
+        assert lr is not None and 1e-6 <= lr <= 10, name
+    # the steepest-descent anchors find the descent around 1e-3 (after their lagging average)
+    for name in ("fastai steep", "torch-lr-finder", "lightning <2.5.3", "keras-lr-finder"):
+        assert 1e-4 < lr_anchors.ANCHORS[name](LRS, losses) < 1e-1, name
+
+
+def test_fastai_anchors_match_fastai_on_its_own_window():
+    losses = curve()
+    smoothed = lr_anchors._debiased_ema(np.array([np.nan if v is None else v for v in losses]))
+    stop = lr_anchors._stop(smoothed, 4.0)
+    lrs, s = LRS[:stop][10:-5], smoothed[:stop][10:-5]
+    assert lr_anchors.fastai_valley(LRS, losses) == pytest.approx(lrs[valley_index(s)])
+    assert lr_anchors.fastai_minimum(LRS, losses) == pytest.approx(lrs[np.argmin(s)] / 10)
+    assert stop < 97  # fastai stops once its average passes 4x its lowest, before the NaN
+
+
+def test_lightning_since_253_differentiates_against_the_rate_itself():
+    # on an exponential grid d(loss)/d(lr) is steepest at small rates: the rule the issue warns of
+    losses = curve()
+    assert lr_anchors.lightning(LRS, losses) < lr_anchors.lightning_pre253(LRS, losses)
+
+
+def test_keras_lr_finder_stops_on_the_raw_loss():
+    losses = curve()
+    losses[50] = 100.0  # one wild batch stops it (raw losses, 4x the lowest)
+    assert lr_anchors.keras_lr_finder(LRS, losses) <= LRS[50]
