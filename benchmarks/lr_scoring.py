@@ -79,20 +79,26 @@ def accuracy_at(r: dict, lr):
 
 
 def table(results: dict, names: list[str], suggestions: dict) -> tuple[str, dict]:
-    """Markdown: per rule the hits, mean and worst gap on `names`; and the per-rule stats."""
+    """Markdown: per rule how often it suggested a rate, its hits (a setup without a
+    suggestion is a miss), and its mean and worst gap where it suggested one."""
     stats = {}
     for rule in next(iter(suggestions.values())):
         gaps = []
         for n in names:
             _, best = best_grid(results[n])
             acc = accuracy_at(results[n], suggestions[n][rule])
-            gaps.append(100.0 if acc is None else 100 * (best - acc))
-        stats[rule] = (sum(g <= HIT for g in gaps), float(np.mean(gaps)), float(np.max(gaps)), gaps)
+            if acc is not None:
+                gaps.append(100 * (best - acc))
+        hits = sum(g <= HIT for g in gaps)
+        stats[rule] = (hits, float(np.mean(gaps)) if gaps else math.inf,
+                       float(np.max(gaps)) if gaps else math.inf, len(gaps))
     order = sorted(stats, key=lambda k: (-stats[k][0], stats[k][1]))
-    lines = [f"| rule | within {HIT} points | mean gap (points) | worst gap |", "|---|---:|---:|---:|"]
+    lines = [f"| rule | suggested a rate | within {HIT} points of the best grid rate | mean gap (points) | worst gap |",
+             "|---|---:|---:|---:|---:|"]
     for rule in order:
-        hits, mean, worst, _ = stats[rule]
-        lines.append(f"| {rule} | {hits}/{len(names)} ({100 * hits / len(names):.0f}%) | {mean:.2f} | {worst:.2f} |")
+        hits, mean, worst, found = stats[rule]
+        lines.append(f"| {rule} | {found}/{len(names)} | {hits}/{len(names)} ({100 * hits / len(names):.0f}%) | "
+                     f"{mean:.2f} | {worst:.2f} |")
     return "\n".join(lines), stats
 
 

@@ -23,8 +23,8 @@ on its own backend), and stores in benchmarks/results/lr_quality/SETUP.json:
 never trained is trained now (`--train`) and stored beside the grid, so each
 rule is scored at exactly the rate it suggests. A rule's gap is the best grid
 rate's validation accuracy minus the accuracy at its suggestion, in points; a
-hit is a gap of at most 0.3; no suggestion counts as a miss with a 100-point
-gap. Tables for the half the default was chosen on and for the held-out half
+hit is a gap of at most 0.3; no suggestion (a curve the rule can't read)
+counts as a miss, and the gaps are averaged over the setups with one. Tables for the half the default was chosen on and for the held-out half
 go to stdout and benchmarks/results/lr_suggestion_quality.md.
 """
 
