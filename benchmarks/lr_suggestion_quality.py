@@ -53,7 +53,9 @@ GRIDS = {"sgd": [10 ** (-3 + 0.5 * i) for i in range(8)],
 
 def run_setup(setup, batch_size, args):
     """Range test plus short trainings for one setup; returns a JSON-ready dict."""
-    import mnistlab  # noqa: F401  (first: it sets TensorFlow's options before TensorFlow loads)
+    import mnistlab
+
+    mnistlab.configure()  # as the CLI: TensorFlow's options before it loads, JAX's cache
     import keras
     import numpy as np
 
