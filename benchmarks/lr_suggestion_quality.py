@@ -1,274 +1,268 @@
-"""Which LR range-test rule suggests the best learning rate? Measured, not guessed.
+"""Which learning rate should the LR range test suggest? Measured on 20 setups, chosen on half, reported on the other.
 
-For each setup (model + optimizer + batch size) this trains the same model
-from the same initial weights, with the same data order and dropout masks, at
-8 log-spaced learning rates and at each rule's suggestion, for a short run on
-a subset of the MNIST training set, and measures the validation accuracy on
-examples held out of the training set (never the test set). A rule's gap is
-the best grid rate's accuracy minus the accuracy at the rule's suggestion, in
-percentage points (negative: better than every grid rate). A rule that
-suggests nothing scores as failed for that setup.
+    python benchmarks/lr_suggestion_quality.py record [--setups NAME ...]   # train, once per setup
+    python benchmarks/lr_suggestion_quality.py score                        # every rule, both halves
 
-Before each validation, BatchNorm's moving statistics are recomputed from
-2000 training examples ("precise BN"): these runs are far shorter than the
-few hundred steps the moving averages need, and stale statistics would
-penalise high rates for a reason that has nothing to do with the rate
-(`--bn-examples 0` turns this off).
+`record` runs, per setup of `benchmarks/lr_setups.py` (each in its own process,
+on its own backend), and stores in benchmarks/results/lr_quality/SETUP.json:
 
-    python benchmarks/lr_suggestion_quality.py --data-dir /path/to/mnist
-    python benchmarks/lr_suggestion_quality.py --quick --data-dir DIR   # a smoke test
+- the range test's curve: the loss of every batch at the library's default
+  range (1e-6 to 10 in 100 steps), run on past divergence to a non-finite loss
+  or the last step, so every rule can apply its own smoothing, skips and stop;
+- the grid: the model trained from the same initial weights, with the same
+  data order and dropout masks, at a constant rate for the setup's budget
+  (1-10 epochs), at 8 rates half a decade apart (more when the best lies on
+  an edge), each scored on 10,000 validation images held out of the training
+  set (the test set is never used);
+- probes: 100-step trainings from the same start at rates a quarter decade
+  apart below the curve's blow-up, scored on a slice of the *training* data
+  (what a validated suggestion may use: it never sees the validation images).
 
-Setups: MLP+SGD and MLP+Adam on JAX, CNN+Adam on TensorFlow (JAX's CPU
-convolutions are slow), each at batch sizes 32 and 256; models are
-`build_mlp()` / `build_cnn()` with their defaults. Each setup runs in its own
-process (`--child`) so each can use its backend. Prints Markdown tables; the
-raw results (curves, suggestions, accuracies) go to --json-out.
+`score` applies every rule (mnistlab's and the anchors in
+`benchmarks/lr_anchors.py`) to the stored curves; a suggested rate that was
+never trained is trained now (`--train`) and stored beside the grid, so each
+rule is scored at exactly the rate it suggests. A rule's gap is the best grid
+rate's validation accuracy minus the accuracy at its suggestion, in points; a
+hit is a gap of at most 0.3; no suggestion counts as a miss with a 100-point
+gap. Tables for the half the default was chosen on and for the held-out half
+go to stdout and benchmarks/results/lr_suggestion_quality.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
-import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent / "out"
-SETUPS = {  # name -> (model, optimizer, backend)
-    "mlp-sgd": ("mlp", "sgd", "jax"),
-    "mlp-adam": ("mlp", "adam", "jax"),
-    "cnn-adam": ("cnn", "adam", "tensorflow"),
-}
-# 8 log-spaced rates per optimizer, half a decade apart, bracketing the usual optimum.
-GRIDS = {"sgd": [10 ** (-3 + 0.5 * i) for i in range(8)],
-         "adam": [10 ** (-4.5 + 0.5 * i) for i in range(8)]}
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import lr_setups  # noqa: E402
+
+RESULTS = HERE / "results" / "lr_quality"
+REPORT_MD = HERE / "results" / "lr_suggestion_quality.md"
+SEED = 0
+N_VAL = 10000
+PROBE_STEPS = (25, 50, 100)
+HIT = 0.3  # points of validation accuracy
+
+
+def rate_key(lr: float) -> str:
+    return f"{lr:.3g}"
 
 
 # ----------------------------------------------------------------- one setup (child process)
 
 
-def run_setup(setup, batch_size, args):
-    """Range test plus short trainings for one setup; returns a JSON-ready dict."""
-    import mnistlab
+class Trainer:
+    """One setup's data and model, and training from the same start at any rate."""
 
-    mnistlab.configure()  # as the CLI: TensorFlow's options before it loads, JAX's cache
-    import keras
-    import numpy as np
+    def __init__(self, setup: lr_setups.Setup, data_dir=None):
+        import mnistlab
 
-    from mnistlab import data as data_lib
-    from mnistlab.lr_finder import RULES, lr_range_test
-    from mnistlab.models import build_cnn, build_mlp
+        mnistlab.configure()  # as the CLI: TensorFlow's options before it loads, JAX's cache
+        import keras
+        import numpy as np
 
-    model_name, opt_name, _ = SETUPS[setup]
-    n_train = args.cnn_train if model_name == "cnn" else args.mlp_train
-    epochs = args.cnn_epochs if model_name == "cnn" else args.mlp_epochs
-    ds = data_lib.load("mnist", data_dir=args.data_dir)
-    x_tr, y_tr, x_val, y_val = data_lib.split_validation(ds.x_train, ds.y_train, 0.1, seed=args.seed)
-    x_tr, y_tr = x_tr[:n_train].astype("float32"), y_tr[:n_train].astype("int32")
-    n_val = args.cnn_val if model_name == "cnn" else args.val
-    x_val, y_val = x_val[:n_val].astype("float32"), y_val[:n_val].astype("int32")
+        from mnistlab import data as data_lib
 
-    keras.utils.set_random_seed(args.seed)
-    model = build_cnn() if model_name == "cnn" else build_mlp()
-    optimizer = keras.optimizers.SGD(1e-3) if opt_name == "sgd" else keras.optimizers.Adam(1e-3)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    optimizer.build(model.trainable_variables)
-    # The initial state every training starts from (the range test restores it too).
-    initial = [(v, np.array(v.numpy(), copy=True)) for v in [*model.variables, *optimizer.variables]]
+        self.setup, self.keras, self.np = setup, keras, np
+        ds = data_lib.load(setup.data, data_dir=data_dir if setup.data == "mnist" else None)
+        x_tr, y_tr, x_val, y_val = data_lib.split_validation(ds.x_train, ds.y_train, N_VAL / len(ds.x_train),
+                                                             seed=SEED)
+        self.x, self.y = x_tr[:setup.n_train].astype("float32"), y_tr[:setup.n_train].astype("int32")
+        self.x_val, self.y_val = x_val.astype("float32"), y_val.astype("int32")
+        keras.utils.set_random_seed(SEED)
+        self.model = lr_setups.MODELS[setup.model]()
+        self.optimizer = lr_setups.make_optimizer(setup.optimizer, 1e-3)
+        self.model.compile(optimizer=self.optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        self.model(self.x[:2])
+        self.optimizer.build(self.model.trainable_variables)
+        self.initial = [(v, np.array(v.numpy(), copy=True)) for v in [*self.model.variables,
+                                                                       *self.optimizer.variables]]
 
-    def reset():
-        for v, value in initial:
+    def reset(self, lr: float) -> None:
+        for v, value in self.initial:
             v.assign(value)
+        self.optimizer.learning_rate = lr
+        self.keras.utils.set_random_seed(SEED)  # same shuffling and dropout masks for every rate
 
-    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    probe = keras.Model(model.inputs, [bn.input for bn in bns]) if bns else None
+    def train(self, lr: float) -> dict:
+        s = self.setup
+        self.reset(lr)
+        started = time.perf_counter()
+        self.model.fit(self.x, self.y, batch_size=s.batch_size, epochs=s.epochs, shuffle=True, verbose=0)
+        loss, acc = self.model.evaluate(self.x_val, self.y_val, batch_size=1000, verbose=0)
+        return {"val_accuracy": float(acc), "val_loss": float(loss) if math.isfinite(loss) else None,
+                "seconds": round(time.perf_counter() - started, 2)}
 
-    def recalibrate_bn():
-        """Set BatchNorm's moving statistics to the population statistics of the trained net.
+    def range_test(self) -> dict:
+        from mnistlab.lr_finder import lr_range_test
 
-        Its moving averages (momentum 0.99) need a few hundred steps to forget
-        their initial values, far more than these short runs take, and stale
-        statistics hurt the validation accuracy of fast-moving (high-rate) runs
-        most. So, as in "precise BN" (Wu & Johnson 2021), we measure each
-        BatchNorm's input over training examples, in training mode as during fit.
-        """
-        if probe is None:
-            return
-        sums, squares, rows = [0.0] * len(bns), [0.0] * len(bns), [0] * len(bns)
-        for start in range(0, min(len(x_tr), args.bn_examples), 500):
-            for k, h in enumerate(probe(x_tr[start:start + 500], training=True)):
-                h = np.asarray(h, dtype="float64").reshape(-1, h.shape[-1])
-                sums[k] = sums[k] + h.sum(axis=0)
-                squares[k] = squares[k] + (h**2).sum(axis=0)
-                rows[k] += h.shape[0]
-        for k, bn in enumerate(bns):
-            mean = sums[k] / rows[k]
-            bn.moving_mean.assign(mean.astype("float32"))
-            bn.moving_variance.assign(np.maximum(squares[k] / rows[k] - mean**2, 0).astype("float32"))
+        self.reset(1e-3)
+        # run on past the blow-up (each rule applies its own stop), to a non-finite loss or the end
+        result = lr_range_test(self.model, self.x, self.y, batch_size=self.setup.batch_size, seed=SEED,
+                               diverge_factor=1e12, verbose=0)
+        return {"lr": result.lrs.tolist(), "loss": [float(v) if math.isfinite(v) else None for v in result.losses],
+                "settings": result.settings, "stop_reason": result.stop_reason,
+                "seconds": result.timings["total_seconds"]}
 
-    started = time.perf_counter()
-    result = lr_range_test(model, x_tr, y_tr, batch_size=batch_size, seed=args.seed,
-                           steps=args.steps, verbose=0)
-    range_seconds = time.perf_counter() - started
+    def probe(self, lr: float) -> dict:
+        """`PROBE_STEPS[-1]` steps at `lr` on the training data less a held-out slice, scored on that slice."""
+        from mnistlab.lr_finder import _batch_stream
+        from mnistlab.steps import BatchStepper
 
-    accuracy = {}
-
-    def train_at(lr):
-        key = float(f"{lr:.6g}")
-        if key not in accuracy:
-            reset()
-            optimizer.learning_rate = key
-            keras.utils.set_random_seed(args.seed)  # same shuffling and dropout for every rate
-            model.fit(x_tr, y_tr, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
-            if args.bn_examples:
-                recalibrate_bn()
-            loss, acc = model.evaluate(x_val, y_val, batch_size=1000, verbose=0)
-            accuracy[key] = float(acc) if np.isfinite(loss) else 0.0
-        return accuracy[key]
-
-    grid = GRIDS[opt_name][:: args.grid_stride]
-    train_started = time.perf_counter()
-    grid_acc = {lr: train_at(lr) for lr in grid}
-    rule_acc = {rule: (None if lr is None else train_at(lr)) for rule, lr in result.suggestions.items()}
-    return {
-        "setup": setup, "batch_size": batch_size, "backend": keras.backend.backend(),
-        "n_train": len(x_tr), "n_val": len(x_val), "epochs": epochs, "seed": args.seed,
-        "grid": {f"{lr:.6g}": acc for lr, acc in grid_acc.items()},
-        "suggestions": result.suggestions, "reasons": result.reasons,
-        "rule_accuracy": rule_acc, "stop_reason": result.stop_reason,
-        "curve": result.to_dict()["curve"], "rules": list(RULES),
-        "range_test_seconds": round(range_seconds, 2),
-        "training_seconds": round(time.perf_counter() - train_started, 1),
-    }
+        np = self.np
+        hold = min(2000, len(self.x) // 10)
+        x_fit, y_fit, x_hold, y_hold = self.x[:-hold], self.y[:-hold], self.x[-hold:], self.y[-hold:]
+        self.reset(lr)
+        batches = _batch_stream(x_fit, y_fit, self.setup.batch_size, SEED)
+        out, done = {"val_loss": [], "val_accuracy": []}, 0
+        for target in PROBE_STEPS:
+            with BatchStepper(self.model) as stepper:
+                for _ in range(target - done):
+                    stepper.step(next(batches), lr)
+            done = target
+            loss, acc = self.model.evaluate(x_hold, y_hold, batch_size=1000, verbose=0)
+            out["val_loss"].append(float(loss) if np.isfinite(loss) else None)
+            out["val_accuracy"].append(float(acc))
+        return out
 
 
-# ----------------------------------------------------------------- orchestration and tables
+def blow_up_lr(curve) -> float:
+    """The first rate whose raw loss is non-finite or 3x the first loss (else the last rate)."""
+    first = curve["loss"][0]
+    for lr, loss in zip(curve["lr"], curve["loss"]):
+        if loss is None or loss > 3 * first:
+            return lr
+    return curve["lr"][-1]
 
 
-def summarize(results, rules):
-    """Markdown tables: per rule the gap to the best grid rate (mean/max) and failures."""
-    lines = ["| rule | mean gap (pp) | max gap (pp) | found | lr / best grid lr (geometric mean) |",
-             "|---|---:|---:|---:|---:|"]
-    per_rule = {}
-    for rule in rules:
-        gaps, ratios, found = [], [], 0
-        for r in results:
-            best_lr, best = max(r["grid"].items(), key=lambda kv: kv[1])
-            acc = r["rule_accuracy"].get(rule)
-            if acc is None:
-                continue
-            found += 1
-            gaps.append(100 * (best - acc))
-            ratios.append(r["suggestions"][rule] / float(best_lr))
-        per_rule[rule] = (gaps, found)
-        if gaps:
-            import math
-
-            geo = math.exp(sum(math.log(x) for x in ratios) / len(ratios))
-            lines.append(f"| {rule} | {sum(gaps) / len(gaps):.2f} | {max(gaps):.2f} | "
-                         f"{found}/{len(results)} | {geo:.2g} |")
+def record(setup: lr_setups.Setup, data_dir) -> dict:
+    t = Trainer(setup, data_dir)
+    out = {"setup": setup.name, "spec": setup.__dict__, "seed": SEED, "n_val": N_VAL,
+           "backend": t.keras.backend.backend()}
+    out["curve"] = t.range_test()
+    rates = lr_setups.grid(setup)
+    grid = {rate_key(lr): t.train(lr) for lr in rates}
+    for _ in range(2):  # extend past an edge holding the best rate
+        best = max(grid, key=lambda k: grid[k]["val_accuracy"])
+        keys = [rate_key(lr) for lr in rates]
+        if best == keys[0]:
+            rates.insert(0, rates[0] / 10 ** 0.5)
+        elif best == keys[-1]:
+            rates.append(rates[-1] * 10 ** 0.5)
         else:
-            lines.append(f"| {rule} | - | - | 0/{len(results)} | - |")
-    detail = ["| setup | batch | best grid lr (acc) | " + " | ".join(rules) + " |",
-              "|---|---:|---|" + "---|" * len(rules)]
-    for r in results:
-        best_lr, best = max(r["grid"].items(), key=lambda kv: kv[1])
-        cells = []
-        for rule in rules:
-            lr, acc = r["suggestions"].get(rule), r["rule_accuracy"].get(rule)
-            cells.append("none" if lr is None else f"{lr:.2g} ({100 * acc:.1f})")
-        detail.append(f"| {r['setup']} | {r['batch_size']} | {float(best_lr):.2g} ({100 * best:.1f}) | "
-                      + " | ".join(cells) + " |")
-    return "\n".join(lines), "\n".join(detail), per_rule
+            break
+        grid.update({rate_key(lr): t.train(lr) for lr in rates if rate_key(lr) not in grid})
+    out["grid"] = [rate_key(lr) for lr in rates]
+    out["trained"] = grid
+    top = blow_up_lr(out["curve"])
+    lattice = [10 ** (k / 4) for k in range(-24, 5) if top / 10 ** 3.5 <= 10 ** (k / 4) <= top]
+    out["probe_steps"] = list(PROBE_STEPS)
+    out["probes"] = {rate_key(lr): t.probe(lr) for lr in lattice}
+    return out
 
 
-def choose_default(per_rule, n_setups):
-    """The rule found in every setup with the lowest mean gap (then the lowest max gap)."""
-    complete = {r: g for r, (g, found) in per_rule.items() if found == n_setups and g}
-    if not complete:
-        return None
-    return min(complete, key=lambda r: (sum(complete[r]) / len(complete[r]), max(complete[r])))
+# ----------------------------------------------------------------- orchestration
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=os.environ.get("MNISTLAB_DATA_DIR"),
-                   help="folder of the MNIST IDX files (default: $MNISTLAB_DATA_DIR, else mnistlab's search)")
-    p.add_argument("--setups", nargs="+", choices=list(SETUPS), default=list(SETUPS))
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256])
-    p.add_argument("--mlp-train", type=int, default=12000, help="training examples for MLP setups")
-    p.add_argument("--mlp-epochs", type=int, default=2)
-    p.add_argument("--cnn-train", type=int, default=3000, help="training examples for CNN setups")
-    p.add_argument("--cnn-epochs", type=int, default=2)
-    p.add_argument("--cnn-val", type=int, default=1500, help="validation examples for CNN setups")
-    p.add_argument("--val", type=int, default=5000, help="validation examples (held out of the training set)")
-    p.add_argument("--steps", type=int, default=None, help="range-test steps (default: the library's)")
-    p.add_argument("--bn-examples", type=int, default=2000,
-                   help="training examples to recompute BatchNorm statistics on after each run (0: off)")
-    p.add_argument("--grid-stride", type=int, default=1, help="use every n-th grid rate (quick runs)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", choices=("tensorflow", "jax"), default=None,
-                   help="run every setup on this backend (default: jax for MLP, tensorflow for CNN)")
-    p.add_argument("--quick", action="store_true",
-                   help="tiny sizes (a smoke test): 600 train, 200 val, 1 epoch, 30 steps, 4 grid rates")
-    p.add_argument("--json-out", type=Path, default=OUT / "lr_suggestion_quality.json")
-    p.add_argument("--child", nargs=2, metavar=("SETUP", "BATCH"), help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.quick:
-        args.mlp_train = args.cnn_train = 600
-        args.val = args.cnn_val = 200
-        args.mlp_epochs, args.cnn_epochs = 200, 1, 1
-        args.steps = args.steps or 30
-        args.grid_stride = 2
-    if args.child:
-        result = run_setup(args.child[0], int(args.child[1]), args)
-        print("RESULT " + json.dumps(result))
-        return 0
+def result_path(name: str) -> Path:
+    return RESULTS / f"{name}.json"
 
-    own = [a for a in (argv if argv is not None else sys.argv[1:])]
-    results, started = [], time.perf_counter()
-    for setup in args.setups:
-        backend = args.backend or SETUPS[setup][2]
-        for bs in args.batch_sizes:
-            cmd = [sys.executable, __file__, *own, "--child", setup, str(bs)]
-            env = {**os.environ, "KERAS_BACKEND": backend}
-            t0 = time.perf_counter()
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            line = next((s for s in proc.stdout.splitlines() if s.startswith("RESULT ")), None)
-            if proc.returncode != 0 or line is None:
-                print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
-                raise SystemExit(f"setup {setup} batch {bs} failed ({proc.returncode})")
-            r = json.loads(line[len("RESULT "):])
-            results.append(r)
-            best_lr, best = max(r["grid"].items(), key=lambda kv: kv[1])
-            print(f"{setup} bs={bs} [{backend}] {time.perf_counter() - t0:.0f} s: best grid {best_lr} "
-                  f"({100 * best:.2f}%), suggestions "
-                  + ", ".join(f"{k}={'none' if v is None else f'{v:.2g}'}" for k, v in r["suggestions"].items()),
-                  flush=True)
-    rules = results[0]["rules"]
-    summary, detail, per_rule = summarize(results, rules)
-    default = choose_default(per_rule, len(results))
-    import mnistlab
 
-    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}"
-    header = (f"Command: `python benchmarks/lr_suggestion_quality.py {shlex.join(own)}`\n"
-              f"Machine: {machine}; mnistlab {mnistlab.__version__}; "
-              f"{time.perf_counter() - started:.0f} s in all\n")
-    print()
-    print(header)
-    print(summary)
-    print()
-    print(detail)
-    print()
-    print(f"Best rule (found in every setup, lowest mean gap): {default}")
-    args.json_out.parent.mkdir(parents=True, exist_ok=True)
-    args.json_out.write_text(json.dumps({"command": own, "machine": machine, "results": results,
-                                         "default": default}, indent=1))
+def load_results(names=None) -> dict:
+    names = names or [s.name for s in lr_setups.SETUPS]
+    return {n: json.loads(result_path(n).read_text()) for n in names if result_path(n).exists()}
+
+
+def run_child(name: str, extra: list[str], data_dir) -> dict:
+    setup = lr_setups.BY_NAME[name]
+    env = {**os.environ, "KERAS_BACKEND": setup.backend}
+    env.pop("MNISTLAB_DATA_DIR", None)
+    if setup.data != "mnist":
+        data_dir = None  # the MNIST folder; other data sets are found on their own
+    cmd = [sys.executable, __file__, "child", name, *extra] + (["--data-dir", data_dir] if data_dir else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    line = next((s for s in proc.stdout.splitlines() if s.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
+        raise SystemExit(f"setup {name} failed ({proc.returncode})")
+    return json.loads(line[len("RESULT "):])
+
+
+def cmd_record(args) -> int:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for name in args.setups or [s.name for s in lr_setups.SETUPS]:
+        if result_path(name).exists() and not args.again:
+            continue
+        t0 = time.perf_counter()
+        out = run_child(name, ["--record"], args.data_dir)
+        out["machine"] = machine()
+        out["record_seconds"] = round(time.perf_counter() - t0, 1)
+        result_path(name).write_text(json.dumps(out, indent=1))
+        best = max(out["grid"], key=lambda k: out["trained"][k]["val_accuracy"])
+        print(f"{name}: {out['record_seconds']:.0f} s, best grid rate {best} "
+              f"({100 * out['trained'][best]['val_accuracy']:.2f}%), {out['curve']['stop_reason']}", flush=True)
     return 0
+
+
+def train_missing(results: dict, wanted: dict, data_dir) -> None:
+    """Train the rates in `wanted` (setup -> rates) not yet trained, and store them."""
+    for name, rates in wanted.items():
+        r = results[name]
+        missing = sorted({rate_key(lr) for lr in rates} - set(r["trained"]), key=float)
+        if not missing:
+            continue
+        out = run_child(name, ["--train", *missing], data_dir)
+        r["trained"].update(out)
+        result_path(name).write_text(json.dumps(r, indent=1))
+        print(f"  trained {name} at {', '.join(missing)}", file=sys.stderr, flush=True)
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}, Python {platform.python_version()}"
+
+
+def child(args) -> int:
+    setup = lr_setups.BY_NAME[args.name]
+    if args.record:
+        out = record(setup, args.data_dir)
+    else:
+        t = Trainer(setup, args.data_dir)
+        out = {k: t.train(float(k)) for k in args.train}
+    print("RESULT " + json.dumps(out))
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    rec = sub.add_parser("record", help="train the grid and record curves (skips setups already recorded)")
+    rec.add_argument("--setups", nargs="+", choices=[s.name for s in lr_setups.SETUPS])
+    rec.add_argument("--again", action="store_true", help="record setups that have results again")
+    sc = sub.add_parser("score", help="score every rule on the recorded setups")
+    sc.add_argument("--no-train", action="store_true", help="score only rates already trained")
+    ch = sub.add_parser("child")
+    ch.add_argument("name")
+    ch.add_argument("--record", action="store_true")
+    ch.add_argument("--train", nargs="*")
+    for q in (rec, sc, ch):
+        q.add_argument("--data-dir", default=os.environ.get("MNISTLAB_DATA_DIR"),
+                       help="folder of the MNIST IDX files (default: $MNISTLAB_DATA_DIR)")
+    args = p.parse_args(argv)
+    if args.cmd == "record":
+        return cmd_record(args)
+    if args.cmd == "child":
+        return child(args)
+    from lr_scoring import cmd_score
+
+    return cmd_score(args)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ be rewound afterwards; see `mnistlab.lr_finder` for the measurements.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import keras
@@ -40,8 +41,8 @@ class LRFinder(keras.callbacks.Callback):
         set_lr: set the optimizer's learning rate to the suggestion (False:
             only measure; read `result`).
         save_dir: if given, write lr_find.png/.csv/.json there (`LRRangeResult.save`).
-        **test_options: `min_lr`, `max_lr`, `steps`, `beta`, `diverge_factor`,
-            `seed`, `verbose` of `lr_range_test` (verbose defaults to 0).
+        **test_options: the other keyword arguments of `lr_range_test`
+            (`min_lr`, `max_lr`, `steps`, `seed`, ...; `verbose` defaults to 0).
 
     Attributes:
         result: the `LRRangeResult`, after training began.
@@ -54,7 +55,7 @@ class LRFinder(keras.callbacks.Callback):
 
     def __init__(self, x, y=None, *, batch_size: int = 32, set_lr: bool = True, save_dir=None, **test_options):
         super().__init__()
-        allowed = {"min_lr", "max_lr", "steps", "beta", "diverge_factor", "seed", "verbose"}
+        allowed = set(inspect.signature(lr_range_test).parameters) - {"model", "x", "y", "batch_size"}
         unknown = sorted(set(test_options) - allowed)
         if unknown:
             raise TypeError(f"LRFinder got unknown options {', '.join(unknown)}: it takes "

@@ -62,6 +62,9 @@ def format_table(result) -> str:
         lines.append(f"{rule:<14}{text}{mark}")
     for reason, rules in why.items():
         lines.append(f"none for {', '.join(rules)}: {reason}")
+    if result.lr_range is not None:
+        lines.append(f"supported range: {result.lr_range[0]:.3g} to {result.lr_range[1]:.3g} "
+                     "(from the steepest descent to half the lowest point; shaded in lr_find.png)")
     return "\n".join(lines)
 
 
@@ -92,4 +95,6 @@ def run(args) -> int:
           f"{', '.join(lr_finder.FILES)} and tensorboard/lr_find to {run_dir}")
     if result.suggestion is not None:
         print(f"next: mnistlab train --model {config.model} --lr {result.suggestion:.3g}")
+    else:
+        print(f"no suggestion: {result.reason}")
     return 0

@@ -1,0 +1,138 @@
+"""Scoring LR suggestion rules on the recorded setups (`lr_suggestion_quality.py score`).
+
+Every rule is applied to each setup's recorded range-test curve as the
+library (or the anchor's library) would have seen it, its suggestion is
+looked up among the trained rates (trained first when missing), and its gap
+to the best grid rate is tabulated separately for the half the default was
+chosen on and the held-out half.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+import lr_anchors
+import lr_setups
+from lr_suggestion_quality import HIT, REPORT_MD, load_results, machine, rate_key, train_missing
+
+
+def library_view(r: dict, factor: float = 4.0):
+    """The curve as `lr_range_test` would have recorded it: up to its own stop."""
+    from mnistlab.lr_rules import diverged
+
+    lrs = np.asarray(r["curve"]["lr"], dtype="float64")
+    losses = np.asarray([np.nan if v is None else v for v in r["curve"]["loss"]], dtype="float64")
+    for i in range(len(losses)):
+        if not np.isfinite(losses[i]) or diverged(losses[:i + 1], factor):
+            return lrs[:i + 1], losses[:i + 1], True
+    return lrs, losses, False
+
+
+def validated(r: dict, candidates: int = 3, shrink: float = 1.5):
+    """An experiment, not a library rule: the quarter-decade rates at and below the curve's
+    lowest point, each trained for the recorded probe's 100 steps; the one with the lowest
+    loss on a slice of the training data, divided by `shrink` (a longer run wants less)."""
+    from mnistlab import lr_rules
+
+    lrs, losses, stopped = library_view(r)
+    low_point = lr_rules.read_curve(lrs, losses, stopped_early=stopped)[0]["min"]
+    if low_point is None:
+        return None
+    probes = {round(4 * math.log10(float(k))): v["val_loss"][-1] for k, v in r["probes"].items()}
+    top = math.floor(4 * math.log10(low_point) + 1e-9)
+    tried = {k: probes.get(k) for k in range(top - candidates + 1, top + 1)}
+    finite = {k: v for k, v in tried.items() if v is not None and math.isfinite(v)}
+    return 10 ** (min(finite, key=finite.get) / 4) / shrink if finite else None
+
+
+def library_suggestions(r: dict) -> dict:
+    """mnistlab's rules on the recorded curve, as `lr_range_test` would have read it."""
+    from mnistlab import lr_rules
+
+    lrs, losses, stopped = library_view(r)
+    return lr_rules.read_curve(lrs, losses, stopped_early=stopped)[0]
+
+
+def all_suggestions(r: dict) -> dict:
+    out = {f"mnistlab {k}": v for k, v in library_suggestions(r).items()}
+    out["experiment: validated (3 probes x 100 steps)"] = validated(r)
+    for name, fn in lr_anchors.ANCHORS.items():
+        out[name] = fn(r["curve"]["lr"], r["curve"]["loss"])
+    return out
+
+
+def best_grid(r: dict):
+    key = max(r["grid"], key=lambda k: r["trained"][k]["val_accuracy"])
+    return float(key), r["trained"][key]["val_accuracy"]
+
+
+def accuracy_at(r: dict, lr):
+    """Validation accuracy at `lr` if trained, else None."""
+    if lr is None:
+        return None
+    t = r["trained"].get(rate_key(lr))
+    return None if t is None else t["val_accuracy"]
+
+
+def table(results: dict, names: list[str], suggestions: dict) -> tuple[str, dict]:
+    """Markdown: per rule the hits, mean and worst gap on `names`; and the per-rule stats."""
+    stats = {}
+    for rule in next(iter(suggestions.values())):
+        gaps = []
+        for n in names:
+            _, best = best_grid(results[n])
+            acc = accuracy_at(results[n], suggestions[n][rule])
+            gaps.append(100.0 if acc is None else 100 * (best - acc))
+        stats[rule] = (sum(g <= HIT for g in gaps), float(np.mean(gaps)), float(np.max(gaps)), gaps)
+    order = sorted(stats, key=lambda k: (-stats[k][0], stats[k][1]))
+    lines = [f"| rule | within {HIT} points | mean gap (points) | worst gap |", "|---|---:|---:|---:|"]
+    for rule in order:
+        hits, mean, worst, _ = stats[rule]
+        lines.append(f"| {rule} | {hits}/{len(names)} ({100 * hits / len(names):.0f}%) | {mean:.2f} | {worst:.2f} |")
+    return "\n".join(lines), stats
+
+
+def detail(results: dict, names: list[str], suggestions: dict, rules: list[str]) -> str:
+    lines = ["| setup | best grid rate (acc %) | " + " | ".join(rules) + " |",
+             "|---|---|" + "---|" * len(rules)]
+    for n in names:
+        lr, best = best_grid(results[n])
+        cells = []
+        for rule in rules:
+            s = suggestions[n][rule]
+            acc = accuracy_at(results[n], s)
+            cells.append("none" if s is None else f"{s:.2g} ({100 * acc:.1f})")
+        lines.append(f"| {n} | {lr:.2g} ({100 * best:.2f}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def cmd_score(args) -> int:
+    results = load_results()
+    missing = [s.name for s in lr_setups.SETUPS if s.name not in results]
+    if missing:
+        print(f"not recorded yet (run `record`): {', '.join(missing)}", file=sys.stderr)
+    suggestions = {n: all_suggestions(r) for n, r in results.items()}
+    if not args.no_train:
+        train_missing(results, {n: [v for v in s.values() if v is not None] for n, s in suggestions.items()},
+                      args.data_dir)
+    out = [f"Command: `python benchmarks/lr_suggestion_quality.py record && "
+           f"python benchmarks/lr_suggestion_quality.py score` ({time.strftime('%Y-%m-%d')})",
+           f"Machine: {machine()}", ""]
+    for title, names in (("Held-out half (reported only; no rule was chosen on it)", lr_setups.REPORT),
+                         ("Half the default was chosen on", lr_setups.CHOOSE)):
+        names = [n for n in names if n in results]
+        if not names:
+            continue
+        text, stats = table(results, names, {n: suggestions[n] for n in names})
+        rules = sorted(stats, key=lambda k: (-stats[k][0], stats[k][1]))
+        out += [f"### {title}: {len(names)} setups", "", text, "",
+                detail(results, names, suggestions, rules[:6]), ""]
+    report = "\n".join(out)
+    print(report)
+    REPORT_MD.write_text(report + "\n")
+    return 0
+
