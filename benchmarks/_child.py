@@ -5,8 +5,8 @@ compares backends (or wants a cold start) runs in its own process. The snippet
 gets `args` as sys.argv[1:] and reports by printing one line
 `RESULT <json>` (its last such line wins; anything else it prints is ignored).
 Unless `as_mnistlab=False` (a peer's plain Keras script), the snippet runs after
-`import mnistlab`, as our CLI does: that sets TensorFlow's options before
-TensorFlow loads (mnistlab/__init__.py).
+`mnistlab.configure()`, as our CLI does: TensorFlow's options before TensorFlow
+loads, and JAX's compilation cache (mnistlab/environment.py).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _die_with_parent():
 def run_child(code, args, backend, what, as_mnistlab=True):
     """Run `code` with `args` under KERAS_BACKEND=`backend`; return its RESULT or exit naming `what`."""
     if as_mnistlab:
-        code = "import mnistlab\n" + code
+        code = "import mnistlab\nmnistlab.configure()\n" + code
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, env=env,
                           check=False,  # failures are reported below, with stderr

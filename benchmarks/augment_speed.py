@@ -12,7 +12,9 @@ import argparse
 import os
 import time
 
-import mnistlab  # noqa: F401  (first: it sets TensorFlow's options before TensorFlow loads)
+import mnistlab
+
+mnistlab.configure()  # as the CLI: TensorFlow's options before it loads, JAX's cache
 import keras
 import numpy as np
 from keras import layers

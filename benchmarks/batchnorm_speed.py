@@ -25,7 +25,9 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     args = p.parse_args(argv)
 
-    import mnistlab  # noqa: F401  (first: it sets TensorFlow's options before TensorFlow loads)
+    import mnistlab
+
+    mnistlab.configure()  # as the CLI: TensorFlow's options before it loads, JAX's cache
     import keras
     import numpy as np
 

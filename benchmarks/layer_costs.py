@@ -104,7 +104,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     options = json_object_arg(p, "--options", args.options)
     os.environ["KERAS_BACKEND"] = args.backend
-    import mnistlab  # noqa: F401  (its environment settings come before the backend's import)
+    import mnistlab
+
+    mnistlab.configure()  # as the CLI: TensorFlow's options before it loads, JAX's cache
     import numpy as np
 
     from _flops import layer_train_flops, needs_input_gradient

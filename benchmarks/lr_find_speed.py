@@ -36,7 +36,9 @@ def main(argv=None):
     os.environ["KERAS_BACKEND"] = args.backend
 
     t0 = time.perf_counter()
-    import mnistlab  # noqa: F401  (first: it sets TensorFlow's options before TensorFlow loads)
+    import mnistlab
+
+    mnistlab.configure()  # as the CLI: TensorFlow's options before it loads, JAX's cache
     import keras
     import numpy as np
 

@@ -63,7 +63,9 @@ class Trainer:
     """One setup's data and model, and training from the same start at any rate."""
 
     def __init__(self, setup: lr_setups.Setup, data_dir=None):
-        import mnistlab  # noqa: F401  (first: TensorFlow's options)
+        import mnistlab
+
+        mnistlab.configure()  # as the CLI: TensorFlow's options before it loads, JAX's cache
         import keras
         import numpy as np
 

@@ -94,8 +94,21 @@ def mnist_dir() -> Path:
     return found
 
 
+# JAX's cache settings a CLI run in this process (`cli.main`) may have left behind.
+_JAX_CACHE_VARS = ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+                   "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES")
+
+
 def cli_env(**extra) -> dict:
-    """Environment for `python -m mnistlab` subprocesses in tests."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MNISTLAB_")}
+    """Environment for `python -m mnistlab` subprocesses in tests.
+
+    No MNISTLAB_ settings of the user's, except the test's own cache folder
+    (`_isolated_cache` sets MNISTLAB_CACHE_DIR per test), so a subprocess never
+    reads or fills the user's ~/.cache/mnistlab (downloads, JAX's compiled programs).
+    """
+    cache = os.environ.get("MNISTLAB_CACHE_DIR")
+    assert cache, "cli_env() is for use inside a test (its _isolated_cache fixture sets MNISTLAB_CACHE_DIR)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MNISTLAB_") and k not in _JAX_CACHE_VARS}
+    env["MNISTLAB_CACHE_DIR"] = cache
     env.update({k: str(v) for k, v in extra.items()})
     return env

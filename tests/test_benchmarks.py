@@ -117,7 +117,13 @@ def test_throughput_and_augmentation_and_determinism_tables():
 def test_lr_find_speed(tiny_mnist_dir):
     out = bench("lr_find_speed.py", "--data-dir", tiny_mnist_dir, "--backend", BACKEND, "--steps", "10",
                 "--repeats", "1", "--train", "500", MNISTLAB_SKIP_MD5=1)
-    assert "|" in out
+    rows = table_rows(out, "| model |")
+    assert len(rows) == 1, out
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert cells[:4] == ["build_mlp() + Adam", BACKEND, "128", "10"], cells
+    cold, first, per_step, warm, imports = (float(c.split()[0]) for c in cells[4:])
+    assert 0 < first <= cold and per_step > 0 and warm > 0 and imports > 0, cells
+    assert "repeat 0:" in out and ", 10 steps, suggestion" in out  # the 10 planned steps all ran
 
 
 @pytest.mark.slow  # runs a benchmark script end to end: it trains models in its own processes

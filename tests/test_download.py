@@ -107,5 +107,8 @@ def test_cli_downloads_real_mnist_into_cache(http_root, tmp_path, mnist_dir):
     assert proc.stdout.split() == [str(cache / "mnist"), "60000"]
     assert len(cache_files(cache / "mnist")) == 4
     # second load: from the cache, no download
+    (root / "mnist").rename(root / "gone")  # nothing left to download: only the cache can serve it
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(cache / "mnist"), "60000"]
     assert "downloading" not in proc.stderr

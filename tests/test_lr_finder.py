@@ -39,8 +39,8 @@ def linear_model(lr=0.1):
 
 
 def state(model):
-    """Every variable of the model and its optimizer, as numpy arrays."""
-    return [np.array(v.numpy()) for v in [*model.variables, *model.optimizer.variables]]
+    """Every variable of the model, its optimizer and its metrics (the loss tracker too), as numpy arrays."""
+    return [np.array(v.numpy()) for v in [*model.variables, *model.optimizer.variables, *model.metrics_variables]]
 
 
 def assert_same_state(before, after):
@@ -210,6 +210,8 @@ def test_any_model_is_restored_bit_for_bit(kind):
                   metrics=["accuracy"])
     model.fit(x, y, batch_size=64, epochs=1, verbose=0)  # moments, iterations, BN stats all non-trivial
     before = state(model)
+    metric_values = [np.array(v.numpy()) for v in model.metrics_variables]  # the epoch's sums and counts
+    assert len(metric_values) == 4 and all(v.any() for v in metric_values)
     iterations = int(model.optimizer.iterations.numpy())
     assert iterations == 8
     result = lr_range_test(model, x, y, batch_size=32, steps=40, verbose=0)
@@ -230,6 +232,7 @@ def test_fresh_model_keeps_its_initial_weights_and_zero_optimizer_state():
     assert int(model.optimizer.iterations.numpy()) == 0
     moments = [v.numpy() for v in model.optimizer.variables if "momentum" in v.path or "velocity" in v.path]
     assert moments and all(not m.any() for m in moments)
+    assert model.metrics_variables and all(not v.numpy().any() for v in model.metrics_variables)
     bn = model.bn
     np.testing.assert_array_equal(bn.moving_mean.numpy(), 0.0)
     np.testing.assert_array_equal(bn.moving_variance.numpy(), 1.0)
@@ -240,6 +243,7 @@ def test_model_is_restored_when_the_data_fails_midway():
     model = linear_model()
     model.fit(x, y, batch_size=32, verbose=0)
     before = state(model)
+    assert all(v.numpy().any() for v in model.metrics_variables)  # the loss tracker's sum and count
 
     def batches():
         for i in range(5):
@@ -333,10 +337,15 @@ def test_cli_lr_find(tiny_mnist_dir, tmp_path):
     out = proc.stdout
     for rule in RULES:
         assert rule in out
-    assert "<- default" in out and "stopped:" in out
+    assert "stopped:" in out
     for name in ("lr_find.png", "lr_find.csv", "lr_find.json"):
         assert (run_dir / name).is_file()
     data = json.loads((run_dir / "lr_find.json").read_text())
+    # the synthetic digits are learnable: the default rule reads a rate, and the table prints it
+    assert data["suggestion"] is not None and 1e-6 < data["suggestion"] < 10, data["reasons"]
+    default_line = next(line for line in out.splitlines() if line.endswith("<- default"))
+    assert default_line.split()[:2] == [DEFAULT_RULE, f"{data['suggestion']:.3g}"]
+    assert f"--lr {data['suggestion']:.3g}" in out
     assert data["settings"]["steps"] == 30 and data["settings"]["batch_size"] == 32
     assert data["settings"]["backend"] == keras.backend.backend()
 

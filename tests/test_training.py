@@ -74,19 +74,24 @@ def test_plateau_reduces_lr(tiny, tmp_path):
     assert lrs[0] == pytest.approx(0.03) and min(lrs) < 0.003 + 1e-9, lrs
 
 
-def test_early_stopping_keeps_best(tiny, tmp_path):
+def test_early_stopping_keeps_best(tiny, tmp_path, capsys):
     result = train(quick(epochs=40, patience=1), tmp_path / "r", dataset=tiny, verbose=0)
+    assert capsys.readouterr().out == ""  # verbose=0: not even "Restoring model weights ..."
     val = result.history["val_accuracy"]
     assert result.metrics["epochs_run"] < 40
     assert result.metrics["best_val_accuracy"] == max(val)
     assert result.metrics["best_epoch"] == val.index(max(val)) + 1
 
 
-def test_schedules_run(tiny, tmp_path):
-    for schedule in ("cosine", "onecycle", "constant"):
-        result = train(quick(schedule=schedule, epochs=2), tmp_path / schedule, dataset=tiny, verbose=0)
-        lrs = result.history["learning_rate"]
-        assert (lrs[0] == lrs[1]) == (schedule == "constant"), (schedule, lrs)
+def test_schedules_follow_their_formulas(tiny, tmp_path):
+    from test_schedules import cosine_formula, onecycle_formula
+
+    formulas = {"cosine": cosine_formula, "onecycle": onecycle_formula, "constant": lambda lr, total, step: lr}
+    for schedule, formula in formulas.items():
+        result = train(quick(schedule=schedule, epochs=2, lr=2e-3), tmp_path / schedule, dataset=tiny, verbose=0)
+        # 540 examples at batch 32: 16 steps an epoch, 32 in all; the rate is logged after each epoch
+        expected = [formula(2e-3, 32, 16 * (epoch + 1)) for epoch in range(2)]
+        assert result.history["learning_rate"] == pytest.approx(expected, rel=1e-5), schedule
 
 
 def test_divergence_is_reported(tiny, tmp_path):
@@ -116,12 +121,18 @@ def test_bad_config_values(field, value, message):
 
 
 def test_lr_auto_trains_fresh_model_at_the_suggestion(tiny, tmp_path):
-    result = train(quick(lr="auto", epochs=1), tmp_path / "auto", dataset=tiny, verbose=0)
+    result = train(quick(lr="auto", epochs=2), tmp_path / "auto", dataset=tiny, verbose=0)
     found = json.loads((tmp_path / "auto" / "lr_find.json").read_text())
     cfg = json.loads((tmp_path / "auto" / "config.json").read_text())
     assert found["suggestion"] > 0 and (tmp_path / "auto" / "lr_find.png").is_file()
     assert cfg["lr_found"] == found["suggestion"] == result.metrics["learning_rate"]
     assert result.history["learning_rate"][0] == pytest.approx(found["suggestion"], rel=1e-6)
+    # Fresh: the same run as one started at that rate, from the same initial weights and
+    # random state; a model left trained (or reseeded differently) by the test would differ.
+    twin = train(quick(lr=found["suggestion"], epochs=2), tmp_path / "fixed", dataset=tiny, verbose=0)
+    assert result.history == twin.history
+    for a, b in zip(result.model.get_weights(), twin.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
 
 
 TINY_CNN = {"filters": [8, 16], "dense": 32}
@@ -261,3 +272,77 @@ def test_a_bad_model_option_leaves_no_run_behind(tiny, tmp_path):
         assert run.exists() == existed and not (run / "config.json").exists()
     train(quick(epochs=1), tmp_path / "mine", dataset=tiny, verbose=0)  # the folder can be used again
     assert (tmp_path / "mine" / "metrics.json").is_file()
+
+
+# ------------------------------------------------------------------ the Python API
+
+
+def test_train_config_and_make_config_are_one_route():
+    from mnistlab.config import TrainConfig
+
+    for model in ("mlp", "cnn"):
+        assert TrainConfig(model=model) == make_config(model), model
+    assert (TrainConfig(model="cnn").epochs, TrainConfig(model="cnn").schedule) == (20, "cosine")
+    assert TrainConfig(model="cnn", epochs=3) == make_config("cnn", epochs=3)
+    with pytest.raises(MnistlabError, match=r"width: a model option, pass model_options=\{'width': 64\}"):
+        make_config("mlp", width=64)
+
+
+def arrays(ds):
+    return (ds.x_train, ds.y_train), (ds.x_test, ds.y_test)
+
+
+def test_train_takes_your_own_model_callbacks_and_arrays(tiny, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                              keras.layers.Dense(32, activation="relu"), keras.layers.Dense(10, activation="softmax")],
+                             name="mine")
+    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+
+    class Epochs(keras.callbacks.Callback):
+        seen = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            Epochs.seen.append((epoch, sorted(logs)))
+
+    result = train(quick(schedule="constant"), tmp_path / "own", dataset=arrays(tiny), verbose=0, model=model,
+                   callbacks=[Epochs()])
+    assert result.model is model and [e for e, _ in Epochs.seen] == [0, 1, 2]
+    assert "val_accuracy" in Epochs.seen[0][1]
+    assert result.history["learning_rate"] == pytest.approx([2e-3] * 3)  # the model's own rate
+    assert result.metrics["learning_rate"] == pytest.approx(2e-3)
+    scores = model.evaluate(tiny.x_test.astype("float32"), tiny.y_test, verbose=0, return_dict=True)
+    assert result.metrics["test_accuracy"] == pytest.approx(scores["accuracy"]) and scores["accuracy"] > 0.8
+    saved = json.loads((tmp_path / "own" / "config.json").read_text())
+    assert saved["own_model"] == {"name": "mine", "class": "Sequential"}
+    with pytest.raises(MnistlabError, match="trained your own model"):
+        train(None, tmp_path / "own", resume=True)
+    assert train(None, tmp_path / "own", resume=True, model=model).already_finished
+
+
+def test_train_errors_say_what_to_pass(tiny, tmp_path):
+    bare = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    x, y = tiny.x_train, tiny.y_train
+    cases = [
+        (dict(dataset=(x, y)), TypeError, r"no test set .*\(\(x_train, y_train\), \(x_test, y_test\)\)"),
+        (dict(dataset="mnist"), TypeError, "got a str: pass a mnistlab.load_dataset"),
+        (dict(dataset=((x, np.eye(10)[y]), (x, y))), ValueError, "y_train must be integer class labels"),
+        (dict(dataset=((x / 255.0, y), (x, y))), ValueError, "looks scaled to \\[0, 1\\]"),
+        (dict(dataset=((x.reshape(-1, 784), y), (x, y))), ValueError, "x_train has shape \\(600, 784\\)"),
+        (dict(model=bare), ValueError, "not compiled: call model.compile"),
+        (dict(model="mlp"), TypeError, "takes a compiled keras.Model, got str"),
+        (dict(callbacks=[print]), TypeError, "takes keras.callbacks.Callback objects"),
+    ]
+    for kwargs, error, match in cases:
+        with pytest.raises(error, match=match):
+            train(quick(), tmp_path / "bad", **{"dataset": tiny, **kwargs}, verbose=0)
+    bare.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="metrics=\\['accuracy'\\]"):
+        train(quick(), tmp_path / "bad", dataset=tiny, model=bare)
+    bare.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    with pytest.raises(ValueError, match="schedule='cosine' cannot be applied"):
+        train(quick(schedule="cosine"), tmp_path / "bad", dataset=tiny, model=bare)
+    with pytest.raises(TypeError, match="takes a TrainConfig"):
+        train({"model": "mlp"}, tmp_path / "bad", dataset=tiny)
+    assert not (tmp_path / "bad").exists()  # refused before the run folder is made

@@ -4,25 +4,16 @@ Five lines in a notebook:
 
     >>> import mnistlab
     >>> ds = mnistlab.load_dataset("mnist")
-    >>> result = mnistlab.train(mnistlab.TrainConfig(model="mlp"), run_dir="runs/mlp", dataset=ds)
+    >>> result = mnistlab.train(mnistlab.make_config("mlp"), run_dir="runs/mlp", dataset=ds)
     >>> result.metrics["test_accuracy"]
 
 Keras is imported lazily, so the backend can still be chosen (`KERAS_BACKEND`)
-after `import mnistlab`. Import mnistlab before Keras or TensorFlow: it turns on
-TensorFlow's oneDNN kernels, which TensorFlow reads once, at its own import.
+after `import mnistlab`. Importing mnistlab changes nothing global: no
+environment variable, seed or backend setting. `mnistlab.configure()` applies
+the command line's process-wide settings (TensorFlow's oneDNN kernels, JAX's
+compilation cache) when you ask for them; see docs/api.md for the public API
+and what each call changes.
 """
-
-import os
-
-# TensorFlow's start-up chatter hides our own messages; users can set it back.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-# TensorFlow uses oneDNN's convolution, batch-norm and pooling kernels only on
-# CPUs with AVX-512 VNNI/BF16 or AMX unless asked; elsewhere (AVX2 laptops, AMD)
-# it falls back to Eigen's, 2.2-3x slower for our CNNs on a 2-core AVX2 EPYC
-# (BENCHMARKS.md, "oneDNN on AVX2 CPUs"). TensorFlow reads this once, at import,
-# so it must be set before it; TF_ENABLE_ONEDNN_OPTS=0 still turns it off.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"
 
@@ -33,9 +24,24 @@ _LAZY = {
     "build_cnn": ("mnistlab.models", "build_cnn"),
     "build_model": ("mnistlab.models", "build_model"),
     "TrainConfig": ("mnistlab.config", "TrainConfig"),
+    "make_config": ("mnistlab.config", "make_config"),
     "train": ("mnistlab.training", "train"),
+    "TrainResult": ("mnistlab.training", "TrainResult"),
     "tune": ("mnistlab.tuning", "tune"),
     "lr_range_test": ("mnistlab.lr_finder", "lr_range_test"),
+    "LRRangeResult": ("mnistlab.lr_finder", "LRRangeResult"),
+    "LRFinder": ("mnistlab.lr_callback", "LRFinder"),
+    "OneCycle": ("mnistlab.schedules", "OneCycle"),
+    "peak_schedule": ("mnistlab.schedules", "peak_schedule"),
+    "RunCheckpoint": ("mnistlab.checkpoints", "RunCheckpoint"),
+    "EpochTensorBoard": ("mnistlab.callbacks", "EpochTensorBoard"),
+    "TerminateOnNaN": ("mnistlab.callbacks", "TerminateOnNaN"),
+    "EarlyStopping": ("mnistlab.callbacks", "EarlyStopping"),
+    "ReduceLROnPlateau": ("mnistlab.callbacks", "ReduceLROnPlateau"),
+    "CSVLogger": ("mnistlab.callbacks", "CSVLogger"),
+    "LearningRateLogger": ("mnistlab.callbacks", "LearningRateLogger"),
+    "EpochTimer": ("mnistlab.callbacks", "EpochTimer"),
+    "configure": ("mnistlab.environment", "configure"),
     "MnistlabError": ("mnistlab.errors", "MnistlabError"),
 }
 
@@ -47,6 +53,10 @@ def __getattr__(name):
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'mnistlab' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = list(_LAZY) + ["__version__"]

@@ -1,6 +1,9 @@
 """Small callbacks Keras does not ship, and thin variants of Keras' own
 (EarlyStopping and ReduceLROnPlateau that skip unvalidated epochs, CSVLogger,
-TerminateOnNaN, TensorBoard). Wired together in `mnistlab.training`."""
+TerminateOnNaN, TensorBoard). Wired together in `mnistlab.training`; each also
+works in a plain `model.fit` on either backend, and none imports TensorFlow on
+JAX (see `mnistlab.checkpoints.RunCheckpoint` and `mnistlab.lr_callback.LRFinder`
+for the other two public callbacks)."""
 
 from __future__ import annotations
 
@@ -110,7 +113,10 @@ class EpochTensorBoard(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         if self.write_graph:
-            self._writer("train").keras_model(self.model)
+            from mnistlab.no_tensorflow import keras_without_tensorflow
+
+            with keras_without_tensorflow():  # model.to_json imports TensorFlow on any backend
+                self._writer("train").keras_model(self.model)
 
     def on_test_end(self, logs=None):
         optimizer = self.model.optimizer

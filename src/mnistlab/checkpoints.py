@@ -24,9 +24,11 @@ epoch, with identical results.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import shutil
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -34,7 +36,9 @@ import keras
 import numpy as np
 
 from mnistlab import runs
+from mnistlab.config import TrainConfig
 from mnistlab.errors import MnistlabError
+from mnistlab.no_tensorflow import keras_without_tensorflow
 
 FORMAT = 1
 ES_FIELDS = ("wait", "stopped_epoch", "best", "best_epoch")
@@ -53,50 +57,95 @@ def _unplain(value):
     return float(value) if isinstance(value, str) else value
 
 
-def _write(path: Path, write) -> None:
-    """`write(tmp)` then rename onto `path`; a failed write names the file and keeps the old one."""
+def _write(path: Path, write, hint: str | None = None) -> None:
+    """`write(tmp)` then rename onto `path`; a failed write names the file, the cause, and keeps the old one."""
     try:
-        with runs.atomic_path(path) as tmp:
+        with runs.atomic_path(path) as tmp, keras_without_tensorflow():  # model.save imports TF on any backend
             write(tmp)
     except OSError as e:
         raise MnistlabError(
-            f"cannot write checkpoint {path} ({e.strerror or e}): is the disk full or the folder "
-            f"read-only? The previous checkpoint is kept; fix that and continue with "
-            f"`mnistlab train --resume {path.parent}`"
+            f"cannot write checkpoint {path}: {_cause(e, path.parent)}; the previous checkpoint is kept"
+            + (f". {hint}" if hint else "")
         ) from None
 
 
+def _cause(error: OSError, folder: Path) -> str:
+    """What an OSError while writing into `folder` means, in words."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full ({error.strerror})"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"the folder {folder} is not writable ({error.strerror})"
+    if error.errno == errno.ENOENT or not folder.is_dir():
+        return f"the folder {folder} does not exist (was it removed during training?)"
+    return error.strerror or str(error)
+
+
 class RunCheckpoint(keras.callbacks.Callback):
-    """Atomic best/last checkpoints and the full training state after every epoch
-    that was validated (every epoch, unless `validation_freq` > 1) and the last.
+    """Atomic best/last checkpoints and the full training state after every epoch.
+
+    Works in any `model.fit`, like Keras' ModelCheckpoint, and writes into
+    `run_dir` (created if missing): `best.keras` when the monitored value
+    improved, `last.keras`, and `state.npz` (see the module docstring):
+
+        model.fit(x, y, validation_split=0.1, epochs=10,
+                  callbacks=[RunCheckpoint("checkpoints", monitor="val_loss")])
 
     Put it last in the callback list, after EarlyStopping and ReduceLROnPlateau,
     so the state it saves includes what they did at the end of the epoch. An
     epoch whose loss or weights are not finite (a diverging run) is not saved:
-    the previous good checkpoint stays.
+    the previous good checkpoint stays. When an epoch's logs lack `monitor`
+    (no validation data, or a misspelt name), it warns once and writes
+    `last.keras` and the state only. On JAX it does not import TensorFlow.
 
     Args:
-        run_dir: the run folder.
-        config: the run's config as a dict (saved, and checked on resume).
+        run_dir: the folder to write into (created, with its parents, if missing).
+        config: a dict saved into state.npz and checked on resume (`mnistlab.train`
+            passes its `TrainConfig.to_dict()`); None or {} in plain `fit`.
         early_stopping: the run's `keras.callbacks.EarlyStopping`, or None.
         plateau: the run's `keras.callbacks.ReduceLROnPlateau`, or None.
         timer: a `mnistlab.callbacks.EpochTimer` whose times are kept, or None.
-        monitor: the logged value that decides `best.keras` (higher is better).
+        monitor: the logged value that decides `best.keras` (default `val_accuracy`).
         resume: a `ResumeState` to restore when training begins, or None.
+        mode: `auto`, `min` or `max`, as Keras' ModelCheckpoint: whether a lower or
+            a higher value is better. `auto` takes the direction of the model's
+            metric of that name when it has one (accuracy: higher), else reads
+            names ending in `loss` as lower-is-better and names with `acc` as
+            higher-is-better; anything else needs `min` or `max`.
+        skip_unmonitored: skip (do not checkpoint, and do not warn about) epochs
+            without `monitor` in their logs, except the last: `fit(...,
+            validation_freq=N)` validates every Nth epoch only (what `train` does).
+        resume_hint: a sentence added to write errors, saying how to continue.
     """
 
-    def __init__(self, run_dir, config: dict, early_stopping=None, plateau=None, timer=None,
-                 monitor: str = "val_accuracy", resume: "ResumeState | None" = None):
+    def __init__(self, run_dir, config: dict | None = None, early_stopping=None, plateau=None, timer=None,
+                 monitor: str = "val_accuracy", resume: "ResumeState | None" = None, *, mode: str = "auto",
+                 skip_unmonitored: bool = False, resume_hint: str | None = None):
         super().__init__()
-        self.run_dir, self.config = Path(run_dir), config
+        if config is not None and not isinstance(config, dict):
+            raise TypeError(f"RunCheckpoint(config=...) takes a dict (e.g. TrainConfig.to_dict()) or None, "
+                            f"got {type(config).__name__}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"RunCheckpoint(mode={mode!r}): pass 'auto', 'min' (lower is better) or 'max'")
+        if not isinstance(monitor, str) or not monitor:
+            raise ValueError(f"RunCheckpoint(monitor={monitor!r}): pass the name of a logged value, "
+                             "e.g. 'val_loss' or 'val_accuracy'")
+        self.run_dir, self.config = Path(run_dir), dict(config or {})
         self.early_stopping, self.plateau, self.timer = early_stopping, plateau, timer
-        self.monitor, self.resume = monitor, resume
+        self.monitor, self.resume, self.mode = monitor, resume, mode
+        self.skip_unmonitored, self.resume_hint = skip_unmonitored, resume_hint
         self.best = None
         self.history: list[dict] = []
         self.diverged_epoch = None  # the epoch whose loss or weights went non-finite
+        self._higher_is_better = None  # decided at the first monitored epoch (mode "auto")
+        self._seen_monitor = self._warned = False
 
     # -------------------------------------------------------------- restore
     def on_train_begin(self, logs=None):
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise MnistlabError(f"cannot create the checkpoint folder {self.run_dir} ({e.strerror}): "
+                                "pass RunCheckpoint a folder you can write to") from None
         # Keras' callbacks reset their counters in their own on_train_begin, which ran before this one.
         if self.resume is None:
             return
@@ -115,6 +164,11 @@ class RunCheckpoint(keras.callbacks.Callback):
                 setattr(self.plateau, name, _unplain(meta["plateau"][name]))
 
     # -------------------------------------------------------------- save
+    @property
+    def epochs(self) -> int | None:
+        """The run's number of epochs: the config's, else `fit`'s."""
+        return self.config.get("epochs") or (self.params or {}).get("epochs")
+
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         loss = logs.get("loss")
@@ -123,17 +177,68 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.diverged_epoch = int(epoch)
             return  # keep the last good checkpoint
         self.history.append({"epoch": int(epoch), **{k: float(v) for k, v in logs.items()}})
-        if self.monitor not in logs and epoch + 1 < self.config["epochs"]:
-            return  # not validated (validation_freq > 1): checkpointed with the next validated epoch
         value = logs.get(self.monitor)
-        if value is not None and (self.best is None or float(value) > self.best):
-            self.best = float(value)
-            _write(self.run_dir / runs.BEST, self.model.save)
-            # The same model: a byte copy costs 6-13 ms, Keras' save 65-80 ms (BENCHMARKS.md).
-            _write(self.run_dir / runs.LAST, lambda tmp: shutil.copyfile(self.run_dir / runs.BEST, tmp))
+        if value is None:
+            last = self.epochs is None or epoch + 1 >= self.epochs
+            if self.skip_unmonitored and not last:
+                return  # not validated (validation_freq > 1): checkpointed with the next validated epoch
+            if not self.skip_unmonitored:
+                self._warn_unmonitored(logs)
         else:
-            _write(self.run_dir / runs.LAST, self.model.save)
+            self._seen_monitor = True
+        if value is not None and self._improved(float(value)):
+            self.best = float(value)
+            self._write(runs.BEST, self.model.save)
+            # The same model: a byte copy costs 6-13 ms, Keras' save 65-80 ms (BENCHMARKS.md).
+            self._write(runs.LAST, lambda tmp: shutil.copyfile(self.run_dir / runs.BEST, tmp))
+        else:
+            self._write(runs.LAST, self.model.save)
         self.save_state(epoch)
+
+    def on_train_end(self, logs=None):
+        if not self._seen_monitor and self.history:
+            self._warn_unmonitored(self.history[-1])
+
+    def _warn_unmonitored(self, logs):
+        if self._warned:
+            return
+        self._warned = True
+        names = ", ".join(sorted(k for k in logs if k != "epoch")) or "none"
+        warnings.warn(
+            f"RunCheckpoint: {self.monitor!r} is not in the epoch's logs (they have: {names}), so "
+            f"{self.run_dir / runs.BEST} is not written, only last.keras and state.npz. Pass validation "
+            "data to fit (validation_data= or validation_split=) or monitor one of the logged names",
+            stacklevel=2,
+        )
+
+    def _improved(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self._higher_is_better is None:
+            self._higher_is_better = self._direction()
+        if self.best is None:
+            return True
+        return value > self.best if self._higher_is_better else value < self.best
+
+    def _direction(self) -> bool:
+        """True when higher is better, from `mode` (see the class docstring)."""
+        if self.mode != "auto":
+            return self.mode == "max"
+        name = self.monitor.removeprefix("val_")
+        for metric in _metrics(self.model):
+            if metric.name == name and getattr(metric, "_direction", None) in ("up", "down"):
+                return metric._direction == "up"
+        if name == "loss" or name.endswith("loss"):
+            return False
+        if "acc" in name:
+            return True
+        raise ValueError(
+            f"RunCheckpoint(monitor={self.monitor!r}): cannot tell whether higher or lower is better; "
+            "pass mode='max' or mode='min'"
+        )
+
+    def _write(self, name: str, write) -> None:
+        _write(self.run_dir / name, write, self.resume_hint)
 
     def save_state(self, epoch: int) -> None:
         model = self.model
@@ -141,7 +246,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             "format": FORMAT,
             "config": self.config,
             "epoch": int(epoch),  # the last completed epoch (0-based)
-            "done": bool(model.stop_training) or epoch + 1 >= self.config["epochs"],
+            "done": bool(model.stop_training) or (self.epochs is not None and epoch + 1 >= self.epochs),
             "best": _plain(self.best),
             "history": self.history,
             "epoch_seconds": list(self.timer.times) if self.timer is not None else [],
@@ -163,7 +268,15 @@ class RunCheckpoint(keras.callbacks.Callback):
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
 
-        _write(self.run_dir / runs.STATE, write)
+        self._write(runs.STATE, write)
+
+
+def _metrics(model) -> list:
+    """The model's metric objects, the compiled ones unpacked (as Keras' own callbacks read them)."""
+    found = []
+    for metric in getattr(model, "metrics", []):
+        found.extend(getattr(metric, "metrics", None) or [metric])
+    return found
 
 
 class ResumeState:
@@ -215,3 +328,50 @@ class ResumeState:
             raise MnistlabError(f"checkpoint {self.path}: optimizer state does not fit the optimizer")
         for var, value in zip(optimizer.variables, opt_values):
             var.assign(value)
+
+
+# ------------------------------------------------------------------ resuming a train() run
+
+
+def truncate_history(path: Path, first_epoch: int) -> None:
+    """Drop history.csv rows of epochs after the checkpoint (they are trained again)."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < first_epoch]
+    with runs.atomic_path(path) as tmp:
+        tmp.write_text("".join(kept))
+
+
+def open_for_resume(config, run_dir, own_model=None):
+    """The run's config, folder, config.json contents and ResumeState (None: no epoch finished)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / runs.CONFIG).is_file():
+        raise MnistlabError(
+            f"cannot resume {run_dir}: no config.json there, so it is not a mnistlab run folder"
+        )
+    saved = runs.read_json(run_dir / runs.CONFIG)
+    if "own_model" in saved and own_model is None:
+        raise MnistlabError(f"{run_dir} trained your own model ({saved['own_model']['name']}): resume it in "
+                            "Python with train(None, run_dir, resume=True, model=...), built and compiled as before")
+    if "own_model" not in saved and own_model is not None:
+        raise ValueError(f"{run_dir} trained the model its config builds: resume it without model=")
+    saved_config = TrainConfig.from_dict(saved["config"]).validate()
+    if config is not None:
+        changed = {k: (v, getattr(config, k)) for k, v in saved_config.to_dict().items()
+                   if getattr(config, k) != v}
+        if changed:
+            listing = ", ".join(f"{k}: run has {a!r}, asked {b!r}" for k, (a, b) in changed.items())
+            raise MnistlabError(
+                f"cannot resume {run_dir} with a changed config ({listing}); resume with the run's "
+                "own config (no training flags), or start a new run"
+            )
+    if not (run_dir / runs.STATE).exists():
+        return saved_config, run_dir, saved, None  # stopped before the first epoch ended: start over
+    state = ResumeState(run_dir / runs.STATE)
+    if TrainConfig.from_dict(state.meta["config"]).to_dict() != saved_config.to_dict():  # older runs: defaults filled
+        raise MnistlabError(
+            f"{run_dir / runs.CONFIG} does not match the config its checkpoint was made with "
+            f"({run_dir / runs.STATE}); was config.json edited? Restore it, or start a new run"
+        )
+    return saved_config, run_dir, saved, state

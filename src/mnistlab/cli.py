@@ -3,8 +3,11 @@
 Each subcommand lives in `mnistlab/commands/<name>.py` with two functions:
 `add_arguments(parser)` and `run(args) -> int`, plus an optional
 `default_backend(args)`. Keras is imported only after the arguments are parsed,
-so `--backend` can still choose it. A `MnistlabError` (bad input) prints one
-line to stderr and exits with code 2; argparse's own errors exit 2 as well.
+so `--backend` can still choose it, and `mnistlab.configure()` (TensorFlow's
+oneDNN kernels and quiet start-up, JAX's compilation cache) runs before that
+import: TensorFlow reads its options once, when it is imported. A
+`MnistlabError` (bad input) prints one line to stderr and exits with code 2;
+argparse's own errors exit 2 as well.
 """
 
 from __future__ import annotations
@@ -87,6 +90,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         select_backend(args)
+        from mnistlab.environment import configure
+
+        configure()  # the process is the CLI's: its settings before anything imports TensorFlow or JAX
         return int(args._module.run(args) or 0)
     except MnistlabError as e:
         print(f"mnistlab {args.command}: error: {e}", file=sys.stderr)

@@ -35,21 +35,36 @@ DEFAULT_BACKEND = {"mlp": "jax", "cnn": "tensorflow"}
 PRESET_BACKEND = {("cnn", "gpu"): "jax"}
 
 
+# What differs between the models' defaults: `TrainConfig(model=...)` fills these in when
+# left as None, so it and `make_config(model)` give the same run.
+# The CNN: cosine decay to ~0 over a fixed 20 epochs: ReduceLROnPlateau (the seed's choice,
+# `--schedule plateau`) left the rate at 5e-4 for most of a 30-epoch run (BENCHMARKS.md).
+MODEL_DEFAULTS = {
+    "mlp": {"epochs": 40, "patience": 10, "schedule": "plateau"},
+    "cnn": {"epochs": 20, "patience": 10, "schedule": "cosine"},
+}
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Everything that decides a training run.
+
+    `TrainConfig(model="cnn", ...)` and `make_config("cnn", ...)` give the same
+    config: `epochs`, `patience` and `schedule` left as None take the model's
+    defaults (`MODEL_DEFAULTS`); `make_config` adds named presets on top.
 
     Args:
         model: `mlp` or `cnn`.
         model_options: keyword overrides for `build_mlp` / `build_cnn`.
         dataset: `mnist` or `fashion_mnist`.
-        epochs: maximum number of epochs (early stopping may end sooner).
+        epochs: maximum number of epochs (early stopping may end sooner); default per model.
         batch_size: examples per step.
         optimizer: one of `OPTIMIZERS`.
         lr: learning rate, or `"auto"` to take it from the LR range test.
         schedule: `plateau` (ReduceLROnPlateau), `constant`, `cosine` or
-            `onecycle` (the last uses the range test's rates when `lr="auto"`).
-        patience: epochs without improvement before early stopping.
+            `onecycle` (peaking at the range test's suggestion when `lr="auto"`);
+            default per model.
+        patience: epochs without improvement before early stopping; default per model.
         lr_patience: epochs without improvement before ReduceLROnPlateau acts.
         lr_factor: what ReduceLROnPlateau multiplies the rate by.
         min_lr: ReduceLROnPlateau's floor.
@@ -77,12 +92,12 @@ class TrainConfig:
     model: str = "mlp"
     model_options: dict = dataclasses.field(default_factory=dict)
     dataset: str = "mnist"
-    epochs: int = 40
+    epochs: int | None = None
     batch_size: int = 128
     optimizer: str = "adam"
     lr: float | str = 1e-3
-    schedule: str = "plateau"
-    patience: int = 8
+    schedule: str | None = None
+    patience: int | None = None
     lr_patience: int = 3
     lr_factor: float = 0.5
     min_lr: float = 1e-6
@@ -96,6 +111,11 @@ class TrainConfig:
     deterministic: bool = False
     steps_per_execution: int = 1
     validation_freq: int = 1
+
+    def __post_init__(self):
+        for name, value in MODEL_DEFAULTS.get(self.model, {}).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
 
     def validate(self) -> "TrainConfig":
         """Raise `MnistlabError` naming the first bad value; return self."""
@@ -126,6 +146,8 @@ class TrainConfig:
         if self.lr != "auto":
             if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
                 bad("lr", "must be a positive number or 'auto'")
+        if not isinstance(self.patience, int) or not isinstance(self.lr_patience, int):
+            bad("patience" if not isinstance(self.patience, int) else "lr_patience", "must be a whole number >= 0")
         if self.patience < 0 or self.lr_patience < 0:
             bad("patience" if self.patience < 0 else "lr_patience", "must be >= 0")
         if not 0 < self.lr_factor < 1:
@@ -154,13 +176,19 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names
         if unknown:
-            raise MnistlabError(f"unknown config keys: {', '.join(sorted(unknown))}")
+            options = sorted(k for k in unknown if any(k in opts for opts in MODEL_OPTIONS.values()))
+            hint = ""
+            if options:
+                listed = ", ".join(f"{k!r}: {data[k]!r}" for k in options)
+                hint = f" ({', '.join(options)}: a model option, pass model_options={{{listed}}})"
+            raise MnistlabError(f"unknown config keys: {', '.join(sorted(unknown))}{hint}; the config's keys "
+                                f"are {', '.join(sorted(names))}")
         return cls(**data)
 
 
 # Overrides on top of the dataclass defaults, per (model, preset).
 PRESETS = {
-    ("mlp", "default"): {"epochs": 40, "patience": 10},
+    ("mlp", "default"): {},  # MODEL_DEFAULTS
     # Time to 98% (issue 5): two hidden layers of 512 (a third costs 45% more time per
     # epoch and gained nothing in two epochs), two epochs, one-cycle to 5e-3, batch 256, no
     # augmentation or dropout; 98.19 / 98.14 / 98.17% test on seeds 0-2 (BENCHMARKS.md,
@@ -175,9 +203,7 @@ PRESETS = {
                       "one_hot": True, "label_smoothing": 0.1,
                       "model_options": {"depth": 2, "width": [512, 256], "crop": 3, "dropout": 0.0,
                                         "rotation": 0.0, "zoom": 0.0, "shift": 0.0}},
-    # Cosine decay to ~0 over a fixed 20 epochs: ReduceLROnPlateau (the seed's choice,
-    # `--schedule plateau`) left the rate at 5e-4 for most of a 30-epoch run (BENCHMARKS.md).
-    ("cnn", "default"): {"model": "cnn", "epochs": 20, "patience": 10, "schedule": "cosine"},
+    ("cnn", "default"): {"model": "cnn"},  # MODEL_DEFAULTS
     # Time to 99.0% (issue 5): a small CNN (one conv per block, no augmentation or
     # dropout), two epochs of one-cycle (BENCHMARKS.md, "Time to accuracy"). Each block
     # pools right after its convolution, so batch norm runs on 4x fewer pixels: steady
@@ -234,7 +260,12 @@ def preset_names(model: str) -> list[str]:
 
 
 def make_config(model: str = "mlp", preset: str = "default", **overrides) -> TrainConfig:
-    """The config for `model` under `preset`, with `overrides` (None values ignored)."""
+    """The config for `model` under `preset`, with `overrides` (None values ignored), validated.
+
+    `make_config("cnn")` equals `TrainConfig(model="cnn")`; presets (`preset_names(model)`)
+    add their overrides. Model options go in `model_options`, which is merged with
+    the preset's: `make_config("mlp", model_options={"width": 64})`.
+    """
     if (model, preset) not in PRESETS:
         if model not in MODELS:
             raise MnistlabError(f"unknown model {model!r}: choose one of {', '.join(MODELS)}")

@@ -20,14 +20,14 @@ def plot_confusion_matrix(cm, names, path=None, title=None):
         path: where to save the PNG; None returns the figure.
         title: figure title (default: the accuracy).
     """
-    from mnistlab.plots import plt, save_figure
+    from mnistlab.plots import save_figure, subplots
 
     cm = np.asarray(cm)
     k = len(cm)
     diag = np.where(np.eye(k, dtype=bool), cm, np.nan)
     off = np.where(np.eye(k, dtype=bool) | (cm == 0), np.nan, cm)
     size = max(5.0, 0.55 * k + 2.2)
-    fig, ax = plt.subplots(figsize=(size, size * 0.92))
+    fig, ax = subplots(figsize=(size, size * 0.92))
     ax.imshow(diag, cmap="Blues", vmin=0, vmax=max(1, np.nanmax(diag) if k else 1) * 1.15)
     top_off = np.nanmax(off) if np.isfinite(off).any() else 1
     ax.imshow(off, cmap="Reds", vmin=0, vmax=top_off * 1.1)
@@ -70,17 +70,17 @@ def plot_misclassified(images, mistakes, names, path=None, cols: int = 8):
         path: where to save the PNG; None returns the figure.
         cols: images per row.
     """
-    from mnistlab.plots import plt, save_figure
+    from mnistlab.plots import save_figure, subplots
 
     n = len(mistakes)
     if n == 0:
-        fig, ax = plt.subplots(figsize=(6, 1.2))
+        fig, ax = subplots(figsize=(6, 1.2))
         ax.axis("off")
         ax.text(0.5, 0.5, "No misclassified test images.", ha="center", va="center", fontsize=12)
     else:
         cols = min(cols, n)
         rows = math.ceil(n / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(1.45 * cols, 1.75 * rows), squeeze=False)
+        fig, axes = subplots(rows, cols, figsize=(1.45 * cols, 1.75 * rows), squeeze=False)
         for ax in axes.ravel():
             ax.axis("off")
         for ax, m in zip(axes.ravel(), mistakes):

@@ -62,6 +62,25 @@ class LRRangeResult:
         """Why there is no `suggestion` (None when there is one)."""
         return None if self.suggestion is not None else self.reasons.get(self.default_rule)
 
+    def schedule(self, kind: str, total_steps: int, **options):
+        """A Keras `LearningRateSchedule` peaking at `suggestion`: `mnistlab.schedules.peak_schedule`.
+
+        Args:
+            kind: `onecycle` or `cosine`.
+            total_steps: optimizer steps in the whole run (epochs x steps per epoch).
+            **options: the kind's options (see `peak_schedule`).
+
+        Raises:
+            MnistlabError: there is no suggestion (the message says why, from `reason`).
+        """
+        from mnistlab.schedules import peak_schedule
+
+        if self.suggestion is None:
+            raise MnistlabError(f"the LR range test suggested no rate ({self.reason}), so there is no peak "
+                                f"for a {kind} schedule: see result.plot() and pass a rate to "
+                                "mnistlab.peak_schedule yourself")
+        return peak_schedule(kind, self.suggestion, total_steps, **options)
+
     def __repr__(self):
         sug = "None" if self.suggestion is None else f"{self.suggestion:.3g}"
         span = "None" if self.lr_range is None else f"({self.lr_range[0]:.2g}, {self.lr_range[1]:.2g})"

@@ -1,21 +1,35 @@
-"""Figures: learning curves. Matplotlib with the non-interactive Agg backend."""
+"""Figures: learning curves, and the helpers every figure of mnistlab uses.
+
+Matplotlib's object API only (`matplotlib.figure.Figure`): no `matplotlib.use`,
+no pyplot, so plotting never changes the backend or pyplot's state of the
+process it runs in (a notebook keeps its own), and a figure mnistlab saves is
+not kept in pyplot's list of open figures. A figure returned unsaved displays
+in Jupyter like any other; elsewhere call its `savefig`.
+"""
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from mnistlab.runs import atomic_path
 
-from mnistlab.runs import atomic_path  # noqa: E402
+
+def subplots(nrows: int = 1, ncols: int = 1, **kw):
+    """`(figure, axes)` as `pyplot.subplots` gives, on a `Figure` of its own.
+
+    `figsize` (and other `Figure` keywords) go to the figure, the rest to
+    `Figure.subplots`.
+    """
+    fig_keys = ("figsize", "dpi", "facecolor", "layout")
+    fig = Figure(**{k: kw.pop(k) for k in fig_keys if k in kw})
+    return fig, fig.subplots(nrows, ncols, **kw)
 
 
 def save_figure(fig, path) -> None:
-    """Save `fig` atomically (PNG unless the suffix says otherwise) and close it."""
+    """Save `fig` atomically (PNG unless the suffix says otherwise)."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
 
 def plot_learning_curves(history: dict, path=None):
@@ -28,7 +42,7 @@ def plot_learning_curves(history: dict, path=None):
     epochs = range(1, len(history.get("loss", [])) + 1)
     panels = [("loss", "Loss"), ("accuracy", "Accuracy")]
     has_lr = "learning_rate" in history
-    fig, axes = plt.subplots(1, 2 + has_lr, figsize=(5 * (2 + has_lr), 3.8))
+    fig, axes = subplots(1, 2 + has_lr, figsize=(5 * (2 + has_lr), 3.8))
     for ax, (key, title) in zip(axes, panels):
         ax.plot(epochs, history.get(key, []), "o-", ms=3, label="train")
         if "val_" + key in history:  # validated epochs only (validation_freq may skip some)

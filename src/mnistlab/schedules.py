@@ -1,4 +1,13 @@
-"""Learning-rate schedules Keras does not ship: one-cycle."""
+"""Learning-rate schedules Keras does not ship (one-cycle), and a schedule from a peak rate.
+
+    >>> result = mnistlab.lr_range_test(model, x, y, batch_size=128)
+    >>> schedule = result.schedule("onecycle", total_steps=epochs * steps_per_epoch)
+    >>> model.compile(optimizer=keras.optimizers.Adam(schedule), loss=..., metrics=["accuracy"])
+
+`peak_schedule(kind, peak_lr, total_steps)` is what `train()` uses for
+`--schedule cosine|onecycle`, and what `LRRangeResult.schedule` calls with the
+suggestion as the peak.
+"""
 
 from __future__ import annotations
 
@@ -48,6 +57,43 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self):
         return dict(max_lr=self.max_lr, total_steps=self.total_steps, warmup=self.warmup,
                     div_factor=self.div_factor, final_div=self.final_div)
+
+
+SCHEDULE_KINDS = ("onecycle", "cosine")
+
+
+def peak_schedule(kind: str, peak_lr: float, total_steps: int, **options):
+    """A Keras `LearningRateSchedule` over `total_steps` optimizer steps whose highest rate is `peak_lr`.
+
+    Args:
+        kind: `onecycle` (`OneCycle`: linear warm-up from `peak_lr / div_factor`
+            over the first `warmup` share of the steps, then cosine annealing to
+            `peak_lr / final_div`) or `cosine` (`keras.optimizers.schedules.CosineDecay`:
+            from `peak_lr` down to `peak_lr * alpha`).
+        peak_lr: the highest rate, e.g. an LR range test's suggestion.
+        total_steps: optimizer steps in the whole run (epochs x steps per epoch).
+        **options: `warmup`, `div_factor`, `final_div` for `onecycle`; `alpha`
+            (default 1e-3) for `cosine`.
+
+    Raises:
+        ValueError: an unknown kind, a rate that is not a positive number, fewer
+            than one step, or an option the kind does not take.
+    """
+    if kind not in SCHEDULE_KINDS:
+        raise ValueError(f"unknown schedule kind {kind!r}: choose one of {', '.join(SCHEDULE_KINDS)}")
+    if isinstance(peak_lr, bool) or not isinstance(peak_lr, (int, float, np.floating)) or not (
+            math.isfinite(peak_lr) and peak_lr > 0):
+        raise ValueError(f"peak_lr must be a positive number, got {peak_lr!r}")
+    if isinstance(total_steps, bool) or not isinstance(total_steps, (int, np.integer)) or total_steps < 1:
+        raise ValueError(f"total_steps must be a whole number >= 1 (epochs x steps per epoch), got {total_steps!r}")
+    allowed = {"onecycle": ("warmup", "div_factor", "final_div"), "cosine": ("alpha",)}[kind]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"the {kind} schedule takes {', '.join(allowed)}, not {', '.join(unknown)}")
+    if kind == "onecycle":
+        return OneCycle(max_lr=float(peak_lr), total_steps=int(total_steps), **options)
+    return keras.optimizers.schedules.CosineDecay(float(peak_lr), decay_steps=int(total_steps),
+                                                  alpha=options.get("alpha", 1e-3))
 
 
 def _concrete(step) -> float | None:

@@ -8,10 +8,10 @@
 What `train` does, top to bottom: validate the config, seed everything, load
 and split the data (the test set is touched once, at the very end), optionally
 run the LR range test on a copy of the model, build and compile a fresh model,
-fit with Keras' callbacks (early stopping with best weights restored,
-ReduceLROnPlateau or a schedule, TerminateOnNaN, CSV and TensorBoard logs) and
-ours (`RunCheckpoint`: atomic best/last checkpoints and the full state for an
-exact resume), then evaluate `best.keras` on the test set and write
+fit with the callbacks of `mnistlab.callbacks` (Keras' EarlyStopping with best
+weights restored and ReduceLROnPlateau, or a schedule, in thin variants;
+TerminateOnNaN, CSVLogger, EpochTensorBoard) and `RunCheckpoint` (atomic
+best/last checkpoints and the full state for an exact resume), then evaluate `best.keras` on the test set and write
 `metrics.json` and `learning_curves.png`. See `mnistlab.runs` for the folder.
 
 `train(None, run_dir, resume=True)` continues an interrupted run from its
@@ -27,31 +27,19 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from mnistlab import data as data_lib
 from mnistlab import runs
 from mnistlab.batches import EpochBatches, even_batch_size, fit_inputs
 from mnistlab.callbacks import (CSVLogger, EarlyStopping, EpochTensorBoard, EpochTimer, LearningRateLogger,
-                                ReduceLROnPlateau, TerminateOnNaN)
-from mnistlab.checkpoints import ResumeState, RunCheckpoint
-from mnistlab.compile_cache import enable_compile_cache
+                                ReduceLROnPlateau, TerminateOnNaN, current_lr)
+from mnistlab.checkpoints import RunCheckpoint, open_for_resume, truncate_history
 from mnistlab.config import TrainConfig
 from mnistlab.errors import MnistlabError
 from mnistlab.models import build_model
 from mnistlab.no_tensorflow import keras_without_tensorflow
-from mnistlab.schedules import OneCycle
+from mnistlab.run_inputs import (Splits, as_dataset, check_callbacks, check_own_model,  # noqa: F401 (Splits: API)
+                                 prepare_data)
+from mnistlab.schedules import peak_schedule
 from mnistlab.steps import build_training_state
-
-
-@dataclasses.dataclass
-class Splits:
-    """The arrays one run uses: train and validation from the training set, and the test set."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
 
 
 @dataclasses.dataclass
@@ -63,23 +51,6 @@ class TrainResult:
     model: keras.Model
     resumed_at_epoch: int | None = None  # the first epoch this call trained, when resuming
     already_finished: bool = False  # resume of a run that had finished: nothing was done
-
-
-def prepare_data(config: TrainConfig, dataset=None, data_dir=None) -> Splits:
-    """Load (unless `dataset` is given) and split the data as `config` says."""
-    ds = dataset if dataset is not None else data_lib.load(config.dataset, data_dir=data_dir)
-    x, y = ds.x_train, ds.y_train
-    x_tr, y_tr, x_val, y_val = data_lib.split_validation(x, y, config.val_fraction, config.seed)
-    if config.train_limit is not None:
-        x_tr, y_tr = x_tr[: config.train_limit], y_tr[: config.train_limit]
-    if config.offline_augment:
-        x_tr, y_tr = data_lib.shift_augment(x_tr, y_tr)
-    if config.batch_size > len(x_tr):
-        raise MnistlabError(f"batch_size={config.batch_size} is more than the {len(x_tr)} training examples: "
-                            f"lower --batch-size to at most {len(x_tr)}")
-    as_float = lambda a: np.asarray(a, dtype="float32")  # noqa: E731
-    return Splits(as_float(x_tr), y_tr.astype("int32"), as_float(x_val), y_val.astype("int32"),
-                  as_float(ds.x_test), ds.y_test.astype("int32"))
 
 
 def execution_steps(config: TrainConfig, n_train: int) -> int:
@@ -99,11 +70,8 @@ def steps_per_epoch(config: TrainConfig, n_train: int) -> int:
 
 def learning_rate(config: TrainConfig, lr: float, n_train: int):
     """The optimizer's learning rate: a float, or a schedule object for cosine/onecycle."""
-    total = config.epochs * steps_per_epoch(config, n_train)
-    if config.schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(lr, decay_steps=total, alpha=1e-3)
-    if config.schedule == "onecycle":
-        return OneCycle(max_lr=lr, total_steps=total)
+    if config.schedule in ("cosine", "onecycle"):
+        return peak_schedule(config.schedule, lr, config.epochs * steps_per_epoch(config, n_train))
     return lr
 
 
@@ -162,23 +130,29 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 
 def setup_backend(config: TrainConfig) -> None:
-    """What every run does before it touches the backend: seed it, and on JAX
-    turn on the persistent compilation cache (see `mnistlab.compile_cache`)."""
+    """What every run does before it touches the backend: seed it (`seed_everything`).
+
+    JAX's compilation cache is a process-wide setting left to the CLI and
+    `mnistlab.configure()`."""
     seed_everything(config.seed, config.deterministic)
-    enable_compile_cache()
 
 
-def make_callbacks(config: TrainConfig, run_dir: Path, timer=None, resume=None) -> list:
-    """Keras' callbacks and ours, in the order they must run at each epoch's end."""
+def make_callbacks(config: TrainConfig, run_dir: Path, timer=None, resume=None, verbose: int = 1,
+                   extra=()) -> list:
+    """Keras' callbacks and ours, in the order they must run at each epoch's end.
+
+    `extra` (the user's own) come after ours and before `RunCheckpoint`, which
+    must be last. `verbose=0` silences EarlyStopping and ReduceLROnPlateau.
+    """
     early = EarlyStopping(
         monitor="val_accuracy", mode="max", patience=config.patience,
-        restore_best_weights=True, verbose=1,
+        restore_best_weights=True, verbose=1 if verbose else 0,
     )
     plateau = None
     if config.schedule == "plateau":
         plateau = ReduceLROnPlateau(
             monitor="val_loss", factor=config.lr_factor, patience=config.lr_patience,
-            min_lr=config.min_lr, verbose=1,
+            min_lr=config.min_lr, verbose=1 if verbose else 0,
         )
     cbs = [
         LearningRateLogger(),
@@ -189,17 +163,23 @@ def make_callbacks(config: TrainConfig, run_dir: Path, timer=None, resume=None) 
     ]
     if plateau is not None:
         cbs.append(plateau)
+    cbs.extend(extra)
     # Last: it saves what the others did at the end of the epoch.
+    hint = (f"Fix that and continue with `mnistlab train --resume {run_dir}` "
+            f"(in Python: train(None, {str(run_dir)!r}, resume=True))")
     cbs.append(RunCheckpoint(run_dir, config.to_dict(), early_stopping=early, plateau=plateau,
-                             timer=timer, resume=resume))
+                             timer=timer, resume=resume, skip_unmonitored=config.validation_freq > 1,
+                             resume_hint=hint))
     return cbs
 
 
-def find_lr(config: TrainConfig, splits: Splits, run_dir: Path, verbose: int = 1):
-    """Run the LR range test on a throw-away copy of the model; returns its result."""
+def find_lr(config: TrainConfig, splits: Splits, run_dir: Path, verbose: int = 1, model=None):
+    """Run the LR range test on a throw-away copy of the model (or on `model`, which the
+    test restores exactly); returns its result."""
     from mnistlab.lr_finder import lr_range_test
 
-    model = compile_model(build_model(config.model, **config.model_options), config, 1e-3)
+    if model is None:
+        model = compile_model(build_model(config.model, **config.model_options), config, 1e-3)
     result = lr_range_test(model, splits.x_train, targets(config, splits.y_train),
                            batch_size=config.batch_size, seed=config.seed, verbose=verbose)
     result.save(run_dir)
@@ -212,32 +192,71 @@ def find_lr(config: TrainConfig, splits: Splits, run_dir: Path, verbose: int = 1
 
 
 def train(config: TrainConfig | None, run_dir, dataset=None, data_dir=None, verbose: int = 1,
-          resume: bool = False) -> TrainResult:
+          resume: bool = False, *, model: keras.Model | None = None, callbacks=None) -> TrainResult:
     """Train `config` into `run_dir`; see the module docstring for what happens.
 
     Args:
-        config: the run's `TrainConfig`. When resuming: None (use the run's), or
-            a config that must equal the run's (a changed config is refused).
+        config: the run's `TrainConfig` (`make_config(...)`). When resuming: None
+            (use the run's), or a config that must equal the run's (a changed
+            config is refused).
         run_dir: a new folder (an existing run there is refused), or with
             `resume=True` the folder of an interrupted run.
-        dataset: a `mnistlab.data.Dataset` already loaded (else loaded per config).
+        dataset: the data, else loaded per `config.dataset`: a `mnistlab.load_dataset(...)`
+            result, `((x_train, y_train), (x_test, y_test))` as
+            `keras.datasets.mnist.load_data()` returns it, or `(x_train, y_train,
+            x_test, y_test)`; images (N, 28, 28) in 0-255 (any shape with your
+            own `model`), integer labels 0-9. The validation split is taken from
+            the training part; the test part is scored once, at the end.
         data_dir: where to find the data when `dataset` is None.
         verbose: 0 silent, 1 progress bars, 2 one line per epoch.
-        resume: continue the run in `run_dir` from its last checkpoint.
+        resume: continue the run in `run_dir` from its last checkpoint (pass the
+            same `model=`, built and compiled as before, if the run had one).
+        model: your own compiled Keras model (compiled with `metrics=["accuracy"]`)
+            instead of the one `config.model` / `config.model_options` build. It
+            trains with its own optimizer, learning rate and loss; of the config,
+            `optimizer`, `label_smoothing` and `weight_decay` do not apply, a
+            numeric `lr` neither (the compiled rate is used), `lr="auto"` runs
+            the range test on the model itself (restored afterwards) and sets its
+            rate to the suggestion, `schedule` must be `plateau` or `constant`.
+            `one_hot` says whether the targets are one-hot rows. Afterwards it
+            holds the best epoch's weights (`result.model` is the same object).
+        callbacks: extra Keras callbacks, run after mnistlab's own and before
+            `RunCheckpoint` (which stays last).
+
+    Global effects: seeds Python's `random`, NumPy's global generator and the
+    backend's (`keras.utils.set_random_seed(config.seed)`), so a run is
+    reproducible; with `config.deterministic` on TensorFlow it also turns on
+    `tf.config.experimental.enable_op_determinism()` for the rest of the
+    process. Nothing else: no environment variables, and JAX's compilation
+    cache only if you turned it on (`mnistlab.configure()`).
+
+    Raises:
+        MnistlabError: an invalid config, unusable data or run folder, a diverged run.
+        TypeError, ValueError: a `dataset`, `model` or `callbacks` of the wrong kind
+            or shape (the message says what to pass).
     """
+    extra = check_callbacks(callbacks)
     with keras_without_tensorflow():  # on JAX, Keras would import TensorFlow to save checkpoints
-        return _train(config, run_dir, dataset, data_dir, verbose, resume)
+        return _train(config, run_dir, dataset, data_dir, verbose, resume, model, extra)
 
 
-def _train(config, run_dir, dataset, data_dir, verbose, resume) -> TrainResult:
+def _train(config, run_dir, dataset, data_dir, verbose, resume, own_model, extra) -> TrainResult:
     started = time.perf_counter()
     state = None
     if resume:
-        config, run_dir, saved, state = _open_for_resume(config, run_dir)
+        config, run_dir, saved, state = open_for_resume(config, run_dir, own_model)
         if (run_dir / runs.METRICS).exists():
-            return _finished(config, run_dir, state)
+            return _finished(config, run_dir, state, own_model)
     else:
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"train() takes a TrainConfig (e.g. mnistlab.make_config('mlp')), got "
+                            f"{type(config).__name__}")
         config.validate()
+    if own_model is not None:
+        check_own_model(own_model, config)
+    if dataset is not None:
+        dataset = as_dataset(dataset, config.dataset, own_model=own_model is not None)
+    if not resume:
         created = not Path(run_dir).exists()
         run_dir = runs.prepare_run_dir(run_dir)
     try:
@@ -245,19 +264,27 @@ def _train(config, run_dir, dataset, data_dir, verbose, resume) -> TrainResult:
         splits = prepare_data(config, dataset, data_dir)  # bad data fails before the run folder is filled
         if not resume:
             saved = {"config": config.to_dict(), "seed": config.seed, **runs.environment()}
+            if own_model is not None:
+                saved["own_model"] = {"name": own_model.name, "class": type(own_model).__name__}
             runs.write_json(run_dir / runs.CONFIG, saved)
 
         lr = saved.get("lr_found", config.lr)
         if lr == "auto":
-            finder = find_lr(config, splits, run_dir, verbose)
+            finder = find_lr(config, splits, run_dir, verbose, model=own_model)
             lr = finder.suggestion
             saved["lr_found"] = lr
             runs.write_json(run_dir / runs.CONFIG, saved)
             seed_everything(config.seed)  # the fresh model starts as it would have without the finder
 
-        model = build_model(config.model, **config.model_options)
         n_train = len(splits.x_train)
-        compile_model(model, config, learning_rate(config, lr, n_train), execution_steps(config, n_train))
+        if own_model is None:
+            model = build_model(config.model, **config.model_options)
+            compile_model(model, config, learning_rate(config, lr, n_train), execution_steps(config, n_train))
+        else:
+            model = own_model
+            if "lr_found" in saved:
+                model.optimizer.learning_rate = float(lr)
+            lr = current_lr(model.optimizer)
         build_training_state(model, splits.x_train[:config.batch_size], targets(config, splits.y_train[:config.batch_size]))
     except MnistlabError:  # nothing trained yet (a bad model option, say): leave no half-made run behind
         if not resume:
@@ -267,9 +294,9 @@ def _train(config, run_dir, dataset, data_dir, verbose, resume) -> TrainResult:
     if state is not None:
         state.restore_model(model)
         first_epoch = state.next_epoch
-        _truncate_history(run_dir / runs.HISTORY, first_epoch)
+        truncate_history(run_dir / runs.HISTORY, first_epoch)
     timer = EpochTimer()
-    callbacks = [timer, *make_callbacks(config, run_dir, timer=timer, resume=state)]
+    callbacks = [timer, *make_callbacks(config, run_dir, timer=timer, resume=state, verbose=verbose, extra=extra)]
     checkpoint = callbacks[-1]
     fit_start = time.perf_counter()
     if state is None or not state.meta["done"]:
@@ -295,11 +322,12 @@ def _train(config, run_dir, dataset, data_dir, verbose, resume) -> TrainResult:
             + (f"the last good checkpoint (epoch {len(losses)}) is kept in {run_dir}. " if losses else "")
             + "Lower --lr, or use --lr auto"
         )
-    best = keras.saving.load_model(run_dir / runs.BEST)
+    best = _load_best(run_dir, own_model)
     test_batch = even_batch_size(len(splits.x_test))
     y_test = targets(config, splits.y_test)
     build_training_state(best, splits.x_test[:test_batch], y_test[:test_batch])
-    test_loss, test_acc = best.evaluate(splits.x_test, y_test, batch_size=test_batch, verbose=0)
+    scores = best.evaluate(splits.x_test, y_test, batch_size=test_batch, verbose=0, return_dict=True)
+    test_loss, test_acc = scores["loss"], scores["accuracy"]
     best_epoch = int(np.nanargmax(hist["val_accuracy"])) if hist.get("val_accuracy") else None
     metrics = {
         "test_loss": float(test_loss),
@@ -328,54 +356,23 @@ def _train(config, run_dir, dataset, data_dir, verbose, resume) -> TrainResult:
                        resumed_at_epoch=None if state is None else first_epoch + 1)
 
 
+def _load_best(run_dir: Path, own_model=None) -> keras.Model:
+    """best.keras: loaded as a new model, or into the user's own model (whose class Keras may not know)."""
+    if own_model is None:
+        return keras.saving.load_model(run_dir / runs.BEST)
+    own_model.load_weights(run_dir / runs.BEST)
+    return own_model
+
+
 def _history_columns(rows: list[dict]) -> dict:
     """Per-epoch rows as Keras' History.history: {name: [value per epoch]}."""
     names = list(dict.fromkeys(k for row in rows for k in row if k != "epoch"))  # validation may skip epochs
     return {k: [row.get(k, float("nan")) for row in rows] for k in names}
 
 
-def _truncate_history(path: Path, first_epoch: int) -> None:
-    """Drop history.csv rows of epochs after the checkpoint (they are trained again)."""
-    if not path.exists():
-        return
-    lines = path.read_text().splitlines(keepends=True)
-    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < first_epoch]
-    with runs.atomic_path(path) as tmp:
-        tmp.write_text("".join(kept))
-
-
-def _open_for_resume(config, run_dir):
-    """The run's config, folder, config.json contents and ResumeState (None: no epoch finished)."""
-    run_dir = Path(run_dir)
-    if not (run_dir / runs.CONFIG).is_file():
-        raise MnistlabError(
-            f"cannot resume {run_dir}: no config.json there, so it is not a mnistlab run folder"
-        )
-    saved = runs.read_json(run_dir / runs.CONFIG)
-    saved_config = TrainConfig.from_dict(saved["config"]).validate()
-    if config is not None:
-        changed = {k: (v, getattr(config, k)) for k, v in saved_config.to_dict().items()
-                   if getattr(config, k) != v}
-        if changed:
-            listing = ", ".join(f"{k}: run has {a!r}, asked {b!r}" for k, (a, b) in changed.items())
-            raise MnistlabError(
-                f"cannot resume {run_dir} with a changed config ({listing}); resume with the run's "
-                "own config (no training flags), or start a new run"
-            )
-    if not (run_dir / runs.STATE).exists():
-        return saved_config, run_dir, saved, None  # stopped before the first epoch ended: start over
-    state = ResumeState(run_dir / runs.STATE)
-    if TrainConfig.from_dict(state.meta["config"]).to_dict() != saved_config.to_dict():  # older runs: defaults filled
-        raise MnistlabError(
-            f"{run_dir / runs.CONFIG} does not match the config its checkpoint was made with "
-            f"({run_dir / runs.STATE}); was config.json edited? Restore it, or start a new run"
-        )
-    return saved_config, run_dir, saved, state
-
-
-def _finished(config, run_dir, state) -> TrainResult:
+def _finished(config, run_dir, state, own_model=None) -> TrainResult:
     metrics = runs.read_json(run_dir / runs.METRICS)
     hist = _history_columns(state.meta["history"]) if state is not None else {}
-    model = keras.saving.load_model(run_dir / runs.BEST)
+    model = _load_best(run_dir, own_model)
     return TrainResult(run_dir=run_dir, config=config, metrics=metrics, history=hist, model=model,
                        already_finished=True)
