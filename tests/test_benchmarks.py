@@ -255,6 +255,7 @@ def test_a_killed_benchmark_leaves_no_child_running(tmp_path):
     pytest.fail("the benchmark's child outlived its killed parent")
 
 
+@pytest.mark.slow  # runs a benchmark script end to end: a search with a chief and a worker process
 def test_tune_search(tiny_mnist_dir, tmp_path):
     dry = bench("tune_search.py", "--dry-run", "--out", tmp_path)
     assert dry.count("(dry run)") == 6  # fashion, mnist, lr x2, throughput x2

@@ -202,21 +202,26 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tiny_mnist_dir, 
     assert fault_resume.differences(ref, tmp_path / "cut") == [], f"seed {seed}: {moments}"
 
 
-def test_cli_resume_errors_exit_2(tiny_mnist_dir, tmp_path):
-    env = cli_env(MNISTLAB_SKIP_MD5=1)
+def test_cli_resume_errors_exit_2(tiny_mnist_dir, tmp_path, monkeypatch, capsys):
+    # in-process (the command line's main): each error comes before any training, so five
+    # fresh processes were 20 s of start-up for nothing
+    import mnistlab.environment
+    from mnistlab.cli import main
+
+    monkeypatch.setenv("MNISTLAB_SKIP_MD5", "1")
+    monkeypatch.setattr(mnistlab.environment, "configure", lambda **kw: {})  # the test process's env stays
     run = tmp_path / "run"
-    assert subprocess.run(fault_resume.train_cmd(run, tiny_mnist_dir, 1), env=env,
-                          capture_output=True, timeout=600).returncode == 0
+    train = [a for a in fault_resume.train_args(run, tiny_mnist_dir, 1) if a != "--deterministic"]
+    assert main(train) == 0, capsys.readouterr().err
+    capsys.readouterr()
     cases = [
         (["--resume", tmp_path / "nope"], "not a mnistlab run folder"),
         (["--resume", run, "--width", "128"], "changed config"),
         (["--resume", run, "--preset", "fast"], "--preset cannot be combined"),
     ]
     for args, message in cases:
-        proc = subprocess.run([sys.executable, "-m", "mnistlab", "train", *map(str, args),
-                               "--data-dir", str(tiny_mnist_dir)], env=env, capture_output=True, text=True,
-                              timeout=600)
-        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
-    proc = subprocess.run([sys.executable, "-m", "mnistlab", "train", "--resume", str(run),
-                           "--data-dir", str(tiny_mnist_dir)], env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0 and "had already finished: nothing to do" in proc.stdout, proc.stderr
+        code = main(["train", *map(str, args), "--data-dir", str(tiny_mnist_dir)])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err, (args, err)
+    assert main(["train", "--resume", str(run), "--data-dir", str(tiny_mnist_dir)]) == 0
+    assert "had already finished: nothing to do" in capsys.readouterr().out
