@@ -117,8 +117,9 @@ def detail(results: dict, names: list[str], suggestions: dict, rules: list[str])
 
 
 def cmd_score(args) -> int:
-    results = load_results()
-    missing = [s.name for s in lr_setups.SETUPS if s.name not in results]
+    scored = lr_setups.CHOOSE + lr_setups.REPORT  # NEXT stays unscored until a new default is chosen
+    results = load_results(scored)
+    missing = [name for name in scored if name not in results]
     if missing:
         print(f"not recorded yet (run `record`): {', '.join(missing)}", file=sys.stderr)
     suggestions = {n: all_suggestions(r) for n, r in results.items()}
