@@ -118,18 +118,19 @@ def kill_and_resume(run: Path, data_dir: Path, moments, env, epochs: int = 8) ->
     Returns the moments at which a process was killed; a moment the run finished
     before is left out (with enough epochs, none is).
     """
+    def args():  # killed before the run folder was set up: start again, else resume
+        return resume_args(run, data_dir) if (run / "config.json").exists() else train_args(run, data_dir, epochs)
+
     kills = []
     for moment in moments:
-        args = resume_args(run, data_dir) if (run / "config.json").exists() else train_args(run, data_dir, epochs)
-        proc = subprocess.run(killed_at(moment, args), env=env, capture_output=True, text=True, timeout=1200)
+        proc = subprocess.run(killed_at(moment, args()), env=env, capture_output=True, text=True, timeout=1200)
         if proc.returncode == -signal.SIGKILL:
             kills.append(moment)
         elif proc.returncode == 0:
             break  # it finished first
         else:
             raise RuntimeError(f"the run failed at {moment} ({proc.returncode}): {proc.stderr[-2000:]}")
-    args = resume_args(run, data_dir) if (run / "config.json").exists() else train_args(run, data_dir, epochs)
-    proc = subprocess.run([sys.executable, "-m", "mnistlab", *args], env=env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "mnistlab", *args()], env=env, capture_output=True, text=True,
                           timeout=1200)
     if proc.returncode != 0:
         raise RuntimeError(f"the final resume failed ({proc.returncode}): {proc.stderr[-2000:]}")

@@ -150,26 +150,25 @@ def read_curve(lrs, losses, *, stopped_early: bool = False, width: float = SMOOT
     lrs = np.asarray(lrs, dtype="float64")
     raw = np.asarray(losses, dtype="float64")
     suggestions, reasons = dict.fromkeys(RULES), {}
-    curve = smooth(raw, width)
-    info = {"curve": curve}
+    finite = np.isfinite(raw) & np.isfinite(lrs) & (lrs > 0)
+    n = len(lrs) if finite.all() else int(np.argmin(finite))
+    # one fit for the whole curve: the usable points are those before the first bad one
+    curve, spread = smooth(np.where(np.arange(len(raw)) < n, raw, np.nan), width, spread=True)
+    info = {"curve": curve, "n": n}
 
     def give_up(rules, why):
         for rule in rules:
             if suggestions[rule] is None:
                 reasons[rule] = why
 
-    finite = np.isfinite(raw) & np.isfinite(lrs) & (lrs > 0)
-    n = len(lrs) if finite.all() else int(np.argmin(finite))
-    info["n"] = n
     if n < MIN_POINTS:
         give_up(RULES, f"too short: {n} usable steps where {MIN_POINTS} are needed: raise steps, "
                              "or lower min_lr if the loss blew up at once")
         return suggestions, reasons, info
-    lr, (c, spread) = lrs[:n], smooth(raw[:n], width, spread=True)
+    lr, c = lrs[:n], curve[:n]
     # The formula assumes independent inputs; after the running median the fitted values
     # spread up to 1.6x as much (measured on Gaussian noise, most at the one-sided ends).
-    spread = 1.6 * spread
-    info["curve"][:n] = c
+    spread = 1.6 * spread[:n]
     noise = noise_level(raw[:n])
     # the lowest point, judged a little cautiously where the fit is uncertain (the one-sided ends)
     i_min = int(np.argmin(c + noise * spread))
