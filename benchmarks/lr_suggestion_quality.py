@@ -86,15 +86,17 @@ class Trainer:
         self.initial = [(v, np.array(v.numpy(), copy=True)) for v in [*self.model.variables,
                                                                        *self.optimizer.variables]]
 
-    def reset(self, lr: float) -> None:
+    def reset(self, lr: float, seed: int = SEED) -> None:
         for v, value in self.initial:
             v.assign(value)
         self.optimizer.learning_rate = lr
-        self.keras.utils.set_random_seed(SEED)  # same shuffling and dropout masks for every rate
+        self.keras.utils.set_random_seed(seed)  # same shuffling and dropout masks for every rate
 
-    def train(self, lr: float) -> dict:
+    def train(self, lr: float, seed: int = SEED) -> dict:
+        """The setup's budget at `lr` from the recorded start; `seed` draws the data order and
+        dropout masks (the same initial weights whatever the seed)."""
         s = self.setup
-        self.reset(lr)
+        self.reset(lr, seed)
         started = time.perf_counter()
         self.model.fit(self.x, self.y, batch_size=s.batch_size, epochs=s.epochs, shuffle=True, verbose=0)
         loss, acc = self.model.evaluate(self.x_val, self.y_val, batch_size=1000, verbose=0)
@@ -235,7 +237,10 @@ def child(args) -> int:
         out = record(setup, args.data_dir)
     else:
         t = Trainer(setup, args.data_dir)
-        out = {k: t.train(float(k)) for k in args.train}
+        if args.seeds:
+            out = {k: {str(seed): t.train(float(k), seed) for seed in args.seeds} for k in args.train}
+        else:
+            out = {k: t.train(float(k)) for k in args.train}
     print("RESULT " + json.dumps(out))
     return 0
 
@@ -252,6 +257,7 @@ def main(argv=None) -> int:
     ch.add_argument("name")
     ch.add_argument("--record", action="store_true")
     ch.add_argument("--train", nargs="*")
+    ch.add_argument("--seeds", nargs="*", type=int, help="train each rate once per seed (data order, dropout)")
     for q in (rec, sc, ch):
         q.add_argument("--data-dir", default=os.environ.get("MNISTLAB_DATA_DIR"),
                        help="folder of the MNIST IDX files (default: $MNISTLAB_DATA_DIR)")
