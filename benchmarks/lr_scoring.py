@@ -14,10 +14,12 @@ import sys
 import time
 
 import numpy as np
+from mnistlab import lr_validation
+from mnistlab.lr_finder import DEFAULT_RULE
 
 import lr_anchors
 import lr_setups
-from lr_suggestion_quality import HIT, REPORT_MD, load_results, machine, rate_key, train_missing
+from lr_suggestion_quality import HIT, REPORT_MD, load_results, machine, probe_missing, rate_key, train_missing
 
 
 def library_view(r: dict, factor: float = 4.0):
@@ -32,21 +34,30 @@ def library_view(r: dict, factor: float = 4.0):
     return lrs, losses, False
 
 
-def validated(r: dict, candidates: int = 3, shrink: float = 1.5):
-    """An experiment, not a library rule: the quarter-decade rates at and below the curve's
-    lowest point, each trained for the recorded probe's 100 steps; the one with the lowest
-    loss on a slice of the training data, divided by `shrink` (a longer run wants less)."""
-    from mnistlab import lr_rules
+MISSING_PROBES = {}  # setup -> rates the validated search wanted that `record` did not train
+
+
+def validated(r: dict):
+    """mnistlab's `validated` rule (`mnistlab.lr_validation.search`, as `lr_range_test` runs it) on
+    the recorded probes: `record` trained 100-step probes at every quarter-decade rate from the
+    curve's blow-up down 3.5 decades, on the same held-out slice the library uses. A rate the
+    search wants that was not recorded counts as a probe that blew up (and is listed)."""
+    from mnistlab import lr_rules, lr_validation
 
     lrs, losses, stopped = library_view(r)
-    low_point = lr_rules.read_curve(lrs, losses, stopped_early=stopped)[0]["min"]
-    if low_point is None:
+    suggestions, _, info = lr_rules.read_curve(lrs, losses, stopped_early=stopped)
+    if suggestions["min"] is None:
         return None
     probes = {round(4 * math.log10(float(k))): v["val_loss"][-1] for k, v in r["probes"].items()}
-    top = math.floor(4 * math.log10(low_point) + 1e-9)
-    tried = {k: probes.get(k) for k in range(top - candidates + 1, top + 1)}
-    finite = {k: v for k, v in tried.items() if v is not None and math.isfinite(v)}
-    return 10 ** (min(finite, key=finite.get) / 4) / shrink if finite else None
+
+    def loss_at(lr):
+        k = round(4 * math.log10(lr))
+        if k not in probes:
+            MISSING_PROBES.setdefault(r["setup"], []).append(lr)
+        return probes.get(k)
+
+    ceiling = lrs[info["n"] - 1] if stopped else lrs[-1]
+    return lr_validation.search(suggestions["min"], loss_at, ceiling=ceiling, floor=lrs[0])[0]
 
 
 def library_suggestions(r: dict) -> dict:
@@ -58,8 +69,8 @@ def library_suggestions(r: dict) -> dict:
 
 
 def all_suggestions(r: dict) -> dict:
-    out = {f"mnistlab {k}": v for k, v in library_suggestions(r).items()}
-    out["experiment: validated (3 probes x 100 steps)"] = validated(r)
+    out = {"mnistlab validated": validated(r)}
+    out.update({f"mnistlab {k}": v for k, v in library_suggestions(r).items()})
     for name, fn in lr_anchors.ANCHORS.items():
         out[name] = fn(r["curve"]["lr"], r["curve"]["loss"])
     return out
@@ -111,33 +122,50 @@ def detail(results: dict, names: list[str], suggestions: dict, rules: list[str])
         for rule in rules:
             s = suggestions[n][rule]
             acc = accuracy_at(results[n], s)
-            cells.append("none" if s is None else f"{s:.2g} ({100 * acc:.1f})")
+            cells.append("none" if s is None else f"{s:.2g} (not trained)" if acc is None
+                         else f"{s:.2g} ({100 * acc:.1f})")
         lines.append(f"| {n} | {lr:.2g} ({100 * best:.2f}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def cmd_score(args) -> int:
-    scored = lr_setups.CHOOSE + lr_setups.REPORT  # NEXT stays unscored until a new default is chosen
+    scored = lr_setups.CHOOSE + lr_setups.REPORT + lr_setups.NEXT
     results = load_results(scored)
     missing = [name for name in scored if name not in results]
     if missing:
         print(f"not recorded yet (run `record`): {', '.join(missing)}", file=sys.stderr)
     suggestions = {n: all_suggestions(r) for n, r in results.items()}
+    for _ in range(lr_validation.EXTEND + 1):  # record probes the search wanted, then search again
+        if not MISSING_PROBES or args.no_train:
+            break
+        probe_missing(results, dict(MISSING_PROBES), args.data_dir)
+        MISSING_PROBES.clear()
+        suggestions = {n: all_suggestions(r) for n, r in results.items()}
     if not args.no_train:
         train_missing(results, {n: [v for v in s.values() if v is not None] for n, s in suggestions.items()},
                       args.data_dir)
     out = [f"Command: `python benchmarks/lr_suggestion_quality.py record && "
            f"python benchmarks/lr_suggestion_quality.py score` ({time.strftime('%Y-%m-%d')})",
            f"Machine: {machine()}", ""]
-    for title, names in (("Held-out half (reported only; no rule was chosen on it)", lr_setups.REPORT),
-                         ("Half the default was chosen on", lr_setups.CHOOSE)):
+    held_out = lr_setups.REPORT + lr_setups.NEXT
+    for title, names, per_setup in (
+            ("All held-out setups (no rule was chosen on them)", held_out, False),
+            ("Third set (recorded after the default was chosen)", lr_setups.NEXT, True),
+            ("Held-out half (reported only)", lr_setups.REPORT, True),
+            ("Half the default was chosen on", lr_setups.CHOOSE, True)):
         names = [n for n in names if n in results]
         if not names:
             continue
         text, stats = table(results, names, {n: suggestions[n] for n in names})
         rules = sorted(stats, key=lambda k: (-stats[k][0], stats[k][1]))
-        out += [f"### {title}: {len(names)} setups", "", text, "",
-                detail(results, names, suggestions, rules[:6]), ""]
+        out += [f"### {title}: {len(names)} setups", "", text, ""]
+        if per_setup:
+            default = f"mnistlab {DEFAULT_RULE}"  # always a column, ranked where it is or not
+            cols = rules[:6] if default in rules[:6] else [default, *rules[:5]]
+            out += [detail(results, names, suggestions, cols), ""]
+    missing = [f"{n} ({', '.join(f'{lr:.3g}' for lr in lrs)})" for n, lrs in MISSING_PROBES.items()]
+    out.append("Probes the validated search wanted that `record` had not trained (counted as blown up): "
+               + ("; ".join(missing) if missing else "none") + ".")
     report = "\n".join(out)
     print(report)
     REPORT_MD.write_text(report + "\n")

@@ -227,6 +227,17 @@ def train_missing(results: dict, wanted: dict, data_dir) -> None:
         print(f"  trained {name} at {', '.join(missing)}", file=sys.stderr, flush=True)
 
 
+def probe_missing(results: dict, wanted: dict, data_dir) -> None:
+    """Record the probes in `wanted` (setup -> rates) that `record` did not, and store them."""
+    for name, rates in wanted.items():
+        r = results[name]
+        keys = sorted({rate_key(lr) for lr in rates} - set(r["probes"]), key=float)
+        if keys:
+            r["probes"].update(run_child(name, ["--probe", *keys], data_dir))
+            result_path(name).write_text(json.dumps(r, indent=1))
+            print(f"  probed {name} at {', '.join(keys)}", file=sys.stderr, flush=True)
+
+
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}, Python {platform.python_version()}"
 
@@ -237,7 +248,9 @@ def child(args) -> int:
         out = record(setup, args.data_dir)
     else:
         t = Trainer(setup, args.data_dir)
-        if args.seeds:
+        if args.probe:
+            out = {k: t.probe(float(k)) for k in args.probe}
+        elif args.seeds:
             out = {k: {str(seed): t.train(float(k), seed) for seed in args.seeds} for k in args.train}
         else:
             out = {k: t.train(float(k)) for k in args.train}
@@ -257,6 +270,7 @@ def main(argv=None) -> int:
     ch.add_argument("name")
     ch.add_argument("--record", action="store_true")
     ch.add_argument("--train", nargs="*")
+    ch.add_argument("--probe", nargs="*", help="record 100-step probes at these rates")
     ch.add_argument("--seeds", nargs="*", type=int, help="train each rate once per seed (data order, dropout)")
     for q in (rec, sc, ch):
         q.add_argument("--data-dir", default=os.environ.get("MNISTLAB_DATA_DIR"),

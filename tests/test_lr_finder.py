@@ -18,7 +18,7 @@ import pytest
 from conftest import cli_env
 
 from mnistlab.errors import MnistlabError
-from mnistlab.lr_finder import DEFAULT_RULE, RULES, LRRangeResult, lr_range_test
+from mnistlab.lr_finder import ALL_RULES, CURVE_RULE, DEFAULT_RULE, LRRangeResult, lr_range_test
 from mnistlab.lr_rules import diverged, smooth, valley_index
 
 D = 8
@@ -64,7 +64,7 @@ def test_known_good_range_gets_a_default_suggestion_inside_it():
     assert result.stop_reason.startswith(("diverged", "non-finite")), result.stop_reason
     for rule in ("steepest", "valley", "min_div10", "middle"):
         assert result.suggestions[rule] is not None and 1e-3 <= result.suggestions[rule] < 1.0, rule
-    assert set(result.suggestions) == set(RULES)
+    assert set(result.suggestions) == set(ALL_RULES)
     assert result.reason is None
     low, high = result.lr_range
     assert low <= result.suggestion <= high < 1.0  # SGD diverges above 1 on this problem
@@ -138,7 +138,7 @@ def test_flat_and_short_curves_give_none_with_reasons(tmp_path):
     x, y = regression_data()
     flat = lr_range_test(linear_model(), x, y, min_lr=1e-9, max_lr=1e-8, steps=40, verbose=0)
     assert flat.suggestion is None and all(v is None for v in flat.suggestions.values())
-    assert "flat" in flat.reason and set(flat.reasons) == set(RULES)
+    assert "flat" in flat.reason and set(flat.reasons) == set(ALL_RULES)
     short = lr_range_test(linear_model(), x, y, steps=5, verbose=0)
     assert short.suggestion is None and "too short" in short.reason
     short.save(tmp_path, tensorboard=False)  # saving and plotting a useless curve still works
@@ -314,8 +314,9 @@ def test_save_writes_png_csv_json_and_tensorboard(tmp_path):
     result = lr_range_test(linear_model(), x, y, min_lr=1e-4, max_lr=10.0, steps=60, verbose=0)
     result.save(tmp_path)
     data = json.loads((tmp_path / "lr_find.json").read_text())
-    for key in ("suggestion", "default_rule", "suggestions", "reasons", "stop_reason", "settings", "curve"):
+    for key in ("suggestion", "default_rule", "suggestions", "reasons", "stop_reason", "settings", "curve", "probes"):
         assert key in data
+    assert [p["lr"] for p in data["probes"]] == list(result.probes) and result.probes
     assert data["suggestion"] == result.suggestion and data["default_rule"] == DEFAULT_RULE
     rows = (tmp_path / "lr_find.csv").read_text().splitlines()
     assert rows[0] == "step,lr,loss,smoothed" and len(rows) == len(result.lrs) + 1
@@ -335,7 +336,7 @@ def test_cli_lr_find(tiny_mnist_dir, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, env=cli_env(MNISTLAB_SKIP_MD5=1), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
-    for rule in RULES:
+    for rule in ALL_RULES:
         assert rule in out
     assert "stopped:" in out
     for name in ("lr_find.png", "lr_find.csv", "lr_find.json"):

@@ -44,18 +44,21 @@ import time
 import keras
 import numpy as np
 
-from mnistlab import lr_rules
+from mnistlab import lr_rules, lr_validation
 from mnistlab.errors import MnistlabError
-from mnistlab.lr_result import FILES, LRRangeResult  # noqa: F401  (public names of this module too)
+from mnistlab.lr_result import ALL_RULES, FILES, LRRangeResult  # noqa: F401  (public names of this module too)
 from mnistlab.lr_rules import RULES, read_curve  # noqa: F401
 from mnistlab.steps import BatchStepper
 
 # Steps of the default test: enough for a readable curve (fastai uses 100 too)
 # and fast enough to run before every `--lr auto` training (benchmarks/lr_find_speed.py).
 DEFAULT_STEPS = 100
-# The rule `suggestion` reports: the measured winner of benchmarks/lr_suggestion_quality.py
-# on the half of its setups a default may be chosen on (docs/lr-range-test.md).
-DEFAULT_RULE = "middle"
+# The rule `suggestion` reports: chosen by benchmarks/lr_suggestion_quality.py on 20 setups and
+# reported on 10 recorded after the choice (docs/lr-range-test.md): short trainings at the rates
+# the curve points to, kept by held-out loss (`mnistlab.lr_validation`).
+DEFAULT_RULE = "validated"
+# The default without held-out data (or with validate=False): the best curve-only rule there.
+CURVE_RULE = "middle"
 
 
 # --------------------------------------------------------------- the test
@@ -85,8 +88,8 @@ def check_settings(min_lr=1e-6, max_lr=10.0, steps=None, batch_size=32, diverge_
 
 
 def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, batch_size=32,
-                  diverge_factor=4.0, smoothing=lr_rules.SMOOTH_STEPS, seed=0,
-                  verbose=1) -> LRRangeResult:
+                  diverge_factor=4.0, smoothing=lr_rules.SMOOTH_STEPS, seed=0, validate=True,
+                  validation_data=None, verbose=1) -> LRRangeResult:
     """Run the LR range test on a compiled model and restore it exactly afterwards.
 
     Args:
@@ -108,6 +111,15 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
             the starting loss (`lr_rules.diverged`).
         smoothing: width in steps of the lag-free curve (`lr_rules.smooth`).
         seed: seeds the shuffling of array inputs.
+        validate: after the curve, train a few short probes (3 to 5 x
+            `lr_validation.PROBE_STEPS` steps, from the same starting state)
+            and suggest by their held-out loss: the `validated` rule, the
+            default. False: the curve alone (`CURVE_RULE`), 4-6x faster.
+        validation_data: `(x_val, y_val)` arrays (at most 2000 examples are
+            used) or a data set of batches to score the probes on. None: the
+            last tenth of the training arrays (at most 2000), which the probes
+            do not train on; batched data without it falls back to the curve
+            alone (`reasons["validated"]` says so).
         verbose: 0 silent, 1 a progress bar, 2 one line at the end.
 
     Returns:
@@ -163,17 +175,42 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
     if bar is not None and len(lrs) < steps:
         bar.update(len(lrs), finalize=True)
     lrs, losses = np.asarray(lrs, dtype="float64"), np.asarray(losses, dtype="float64")
-    suggestions, reasons, info = read_curve(
-        lrs, losses, width=smoothing, stopped_early=not stop_reason.startswith(("completed", "data exhausted")),
-    )
+    stopped_early = not stop_reason.startswith(("completed", "data exhausted"))
+    suggestions, reasons, info = read_curve(lrs, losses, width=smoothing, stopped_early=stopped_early)
+    curve_seconds = time.perf_counter() - started
+    default_rule, probes, held = DEFAULT_RULE, {}, None
+    suggestions = {"validated": None, **suggestions}
+    if not validate:
+        default_rule, reasons["validated"] = CURVE_RULE, "not run (validate=False)"
+    elif suggestions["min"] is None:
+        reasons["validated"] = reasons.get("min", "the curve shows no lowest point")
+    else:
+        x_fit, y_fit, x_val, y_val, why = lr_validation.held_out(x, y, validation_data, _is_arrays)
+        if x_val is None:
+            default_rule, reasons["validated"] = CURVE_RULE, why
+        else:
+            held = "validation_data" if validation_data is not None else "the last tenth of x (at most 2000)"
+            ceiling = lrs[info["n"] - 1] if stopped_early else lrs[-1]
+            suggestions["validated"], probes = _validated(model, optimizer, first[0], suggestions["min"],
+                                                          ceiling, lrs[0], x_fit, y_fit, x_val, y_val,
+                                                          batch_size, seed)
+            if suggestions["validated"] is None:
+                reasons["validated"] = ("every probe's held-out loss was non-finite: the model diverges at "
+                                        "these rates; lower min_lr or check the model")
+    lr_range = None
+    if suggestions[default_rule] is not None:
+        lr_range = lr_rules.supported_range(suggestions)
+        if lr_range is not None:  # widened to hold the suggestion (a validated rate may lie outside)
+            lr_range = (min(lr_range[0], suggestions[default_rule]), max(lr_range[1], suggestions[default_rule]))
     result = LRRangeResult(
         lrs=lrs, losses=losses, smoothed=info["curve"], suggestions=suggestions, reasons=reasons,
-        default_rule=DEFAULT_RULE, stop_reason=stop_reason,
-        lr_range=lr_rules.supported_range(suggestions) if suggestions[DEFAULT_RULE] is not None else None,
+        default_rule=default_rule, stop_reason=stop_reason, lr_range=lr_range, probes=probes,
         settings=dict(min_lr=float(min_lr), max_lr=float(max_lr), steps=steps, steps_run=len(lrs),
                       batch_size=batch_size, diverge_factor=float(diverge_factor), smoothing=float(smoothing),
-                      seed=int(seed), backend=keras.backend.backend()),
-        timings=dict(first_step_seconds=round(first_step or 0.0, 3),
+                      seed=int(seed), validate=bool(validate), probe_steps=lr_validation.PROBE_STEPS,
+                      held_out=held, backend=keras.backend.backend()),
+        timings=dict(first_step_seconds=round(first_step or 0.0, 3), curve_seconds=round(curve_seconds, 3),
+                     validation_seconds=round(time.perf_counter() - started - curve_seconds, 3),
                      total_seconds=round(time.perf_counter() - started, 3)),
     )
     if verbose:
@@ -182,6 +219,25 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
         print(f"LR range test: {stop_reason}; suggested lr {lr_text}{span} ({result.default_rule})"
               + (f": {result.reason}" if result.reason else ""))
     return result
+
+
+def _validated(model, optimizer, x_batch, low_point, ceiling, floor, x_fit, y_fit, x_val, y_val,
+               batch_size, seed):
+    """`lr_validation.search` with probes trained from the model's state before the test
+    (restored before each probe and afterwards)."""
+    with _preserved_state(model, optimizer, x_batch) as state:
+        def loss_at(lr):
+            state.restore()
+            batches = _batch_stream(x_fit, y_fit, batch_size, seed)
+            with BatchStepper(model) as stepper:
+                for _ in range(lr_validation.PROBE_STEPS):
+                    batch = next(batches, None)
+                    if batch is None:
+                        break
+                    stepper.step(batch, lr)
+            return lr_validation.evaluate_loss(model, x_val, y_val)
+
+        return lr_validation.search(low_point, loss_at, ceiling=ceiling, floor=floor)
 
 
 def _one_step_late(stepper, plan, first, batches):
@@ -260,9 +316,13 @@ class _preserved_state:
                 self.saved.append((v, np.array(v.numpy(), copy=True)))
         return self
 
-    def __exit__(self, *exc):
+    def restore(self):
+        """Put every saved variable back as it was."""
         for v, value in self.saved:
             v.assign(value)
+
+    def __exit__(self, *exc):
+        self.restore()
         known = {id(v) for v, _ in self.saved}
         if any(id(v) not in known for v in self.model.metrics_variables):
             self.model.reset_metrics()  # metrics first built by the test start from zero

@@ -17,6 +17,8 @@ from mnistlab import runs
 from mnistlab.errors import MnistlabError
 from mnistlab.lr_rules import RULES
 
+ALL_RULES = ("validated", *RULES)  # the validated suggestion, then the curve rules
+
 FILES = ("lr_find.png", "lr_find.csv", "lr_find.json")
 
 
@@ -38,7 +40,10 @@ class LRRangeResult:
         lr_range: `(low, high)`, the rates the evidence supports (the suggestion
             lies inside), or None when there is no suggestion.
         settings: the arguments of the test, the backend and `steps_run`.
-        timings: seconds for the first step (tracing and compiling) and in all.
+        timings: seconds for the first step (tracing and compiling), the
+            curve, the validation probes and in all.
+        probes: the validated rule's probes, `{rate: held-out loss}` (inf for
+            a probe that blew up); empty when none ran.
     """
 
     lrs: np.ndarray
@@ -51,6 +56,7 @@ class LRRangeResult:
     lr_range: tuple | None = None
     settings: dict = dataclasses.field(default_factory=dict)
     timings: dict = dataclasses.field(default_factory=dict)
+    probes: dict = dataclasses.field(default_factory=dict)
 
     @property
     def suggestion(self) -> float | None:
@@ -99,6 +105,7 @@ class LRRangeResult:
             "lr_range": None if self.lr_range is None else [float(v) for v in self.lr_range],
             "settings": dict(self.settings),
             "timings": dict(self.timings),
+            "probes": [{"lr": float(lr), "held_out_loss": _json_floats([loss])[0]} for lr, loss in self.probes.items()],
             "curve": {
                 "lr": _json_floats(self.lrs),
                 "loss": _json_floats(self.losses),
@@ -126,7 +133,7 @@ class LRRangeResult:
         if self.lr_range is not None:
             ax.axvspan(*self.lr_range, color="C2", alpha=0.12,
                        label=f"supported: {self.lr_range[0]:.2g}-{self.lr_range[1]:.2g}")
-        for k, rule in enumerate(RULES):
+        for k, rule in enumerate(ALL_RULES):
             lr = self.suggestions.get(rule)
             if lr is None:
                 continue
@@ -222,7 +229,7 @@ def _write_tensorboard(result, logdir: Path) -> None:
             writer.scalar("lr_find/smoothed_loss", sm, i)
             writer.scalar("lr_find/learning_rate", lr, i)
         lines = ["| rule | lr |", "|---|---|"]
-        for rule in RULES:
+        for rule in ALL_RULES:
             lr = result.suggestions.get(rule)
             text = f"{lr:.3g}" if lr is not None else f"none ({result.reasons.get(rule, '')})"
             lines.append(f"| {rule}{' (default)' if rule == result.default_rule else ''} | {text} |")

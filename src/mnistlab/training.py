@@ -173,6 +173,12 @@ def make_callbacks(config: TrainConfig, run_dir: Path, timer=None, resume=None, 
     return cbs
 
 
+def validation_of(config: TrainConfig, splits: Splits):
+    """The run's validation split for the range test's probes, or None (it then holds out
+    a slice of the training data itself) when the run has none."""
+    return (splits.x_val, targets(config, splits.y_val)) if len(splits.x_val) else None
+
+
 def find_lr(config: TrainConfig, splits: Splits, run_dir: Path, verbose: int = 1, model=None):
     """Run the LR range test on a throw-away copy of the model (or on `model`, which the
     test restores exactly); returns its result."""
@@ -181,7 +187,8 @@ def find_lr(config: TrainConfig, splits: Splits, run_dir: Path, verbose: int = 1
     if model is None:
         model = compile_model(build_model(config.model, **config.model_options), config, 1e-3)
     result = lr_range_test(model, splits.x_train, targets(config, splits.y_train),
-                           batch_size=config.batch_size, seed=config.seed, verbose=verbose)
+                           batch_size=config.batch_size, seed=config.seed, verbose=verbose,
+                           validation_data=validation_of(config, splits))
     result.save(run_dir)
     if result.suggestion is None:
         raise MnistlabError(

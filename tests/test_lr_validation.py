@@ -1,0 +1,159 @@
+"""The validated suggestion (`mnistlab.lr_validation`): its search on known held-out losses, and
+`lr_range_test` running it: what the probes train and are scored on, when it falls back, the restore."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from mnistlab.errors import MnistlabError
+from mnistlab.lr_finder import CURVE_RULE, DEFAULT_RULE, lr_range_test
+from mnistlab.lr_validation import PROBE_STEPS, SHRINK, lattice_rate, search
+
+
+def bowl(best_k, blow_up_k=None):
+    """Held-out loss after a probe: lowest at lattice rate `best_k`, NaN from `blow_up_k` up."""
+    calls = []
+
+    def loss_at(lr):
+        k = round(4 * math.log10(lr))
+        calls.append(k)
+        if blow_up_k is not None and k >= blow_up_k:
+            return float("nan")
+        return 0.3 + 0.05 * (k - best_k) ** 2
+
+    return loss_at, calls
+
+
+def test_best_inside_the_candidates_needs_no_more_probes():
+    loss_at, calls = bowl(best_k=-9)
+    rate, tried = search(lattice_rate(-8), loss_at)  # the curve's lowest point at 10**-2
+    assert calls == [-10, -9, -8]  # the three quarter-decade rates at and below it
+    assert rate == pytest.approx(lattice_rate(-9) / SHRINK)
+    assert list(tried) == [lattice_rate(k) for k in calls]
+
+
+def test_best_at_the_top_edge_climbs_up_to_two_more_but_not_past_the_ceiling():
+    loss_at, calls = bowl(best_k=-4)
+    rate, _ = search(lattice_rate(-8) * 1.1, loss_at)
+    assert calls == [-10, -9, -8, -7, -6]  # two more, one at a time, the best still at the edge
+    assert rate == pytest.approx(lattice_rate(-6) / SHRINK)
+    loss_at, calls = bowl(best_k=-4)
+    rate, _ = search(lattice_rate(-8), loss_at, ceiling=lattice_rate(-7) * 1.01)
+    assert calls == [-10, -9, -8, -7]
+    assert rate == pytest.approx(lattice_rate(-7) / SHRINK)
+
+
+def test_best_at_the_bottom_edge_goes_down_but_not_below_the_floor():
+    loss_at, calls = bowl(best_k=-20)
+    search(lattice_rate(-8), loss_at)
+    assert calls == [-10, -9, -8, -11, -12]
+    loss_at, calls = bowl(best_k=-20)
+    search(lattice_rate(-8), loss_at, floor=lattice_rate(-10) * 0.99)
+    assert calls == [-10, -9, -8]
+
+
+def test_probes_that_blow_up_are_never_the_suggestion():
+    loss_at, calls = bowl(best_k=-8, blow_up_k=-9)  # everything from 10**-2.25 up diverges
+    rate, tried = search(lattice_rate(-8), loss_at)
+    # -10 is the best finite one, at the bottom edge: one more below it (-11) is worse, so it stays
+    assert calls == [-10, -9, -8, -11] and math.isinf(tried[lattice_rate(-9)])
+    assert rate == pytest.approx(lattice_rate(-10) / SHRINK)
+    loss_at, _ = bowl(best_k=0, blow_up_k=-100)
+    assert search(lattice_rate(-8), loss_at)[0] is None
+
+
+# ------------------------------------------------------------------ in lr_range_test
+
+D = 8
+
+
+def data(n=4096, seed=0, shift=0.0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, D)).astype("float32")
+    y = (np.argmax(x[:, :3] + shift, axis=1)).astype("int32")
+    return x, y
+
+
+def model():
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential([keras.Input((D,)), keras.layers.Dense(16, activation="relu"),
+                          keras.layers.Dropout(0.1), keras.layers.Dense(3, activation="softmax")])
+    m.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    return m
+
+
+def state(m):
+    return [np.array(v.numpy()) for v in [*m.variables, *m.optimizer.variables, *m.metrics_variables]]
+
+
+def test_validated_is_the_default_and_the_model_comes_back_bit_for_bit():
+    x, y = data()
+    m = model()
+    before = state(m)
+    result = lr_range_test(m, x, y, batch_size=64, verbose=0)
+    assert result.default_rule == DEFAULT_RULE == "validated"
+    assert 3 <= len(result.probes) <= 5 and all(np.isfinite(v) for v in result.probes.values())
+    best = min(result.probes, key=result.probes.get)
+    assert result.suggestion == pytest.approx(best / SHRINK)
+    assert result.lr_range[0] <= result.suggestion <= result.lr_range[1]
+    assert result.settings["probe_steps"] == PROBE_STEPS and result.timings["validation_seconds"] > 0
+    for a, b in zip(before, state(m)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_probes_are_scored_on_validation_data_when_given_else_on_the_tail_of_x():
+    x, y = data()
+    own = lr_range_test(model(), x, y, batch_size=64, verbose=0)
+    assert own.settings["held_out"].startswith("the last tenth")
+    # the same probes scored on other data (a shifted task) give other held-out losses
+    other = lr_range_test(model(), x, y, batch_size=64, verbose=0, validation_data=data(500, seed=1, shift=0.7))
+    assert other.settings["held_out"] == "validation_data"
+    common = set(own.probes) & set(other.probes)
+    assert common and all(own.probes[k] != other.probes[k] for k in common)
+    # the tail scored as validation_data, with the probes training on all of x: not the same as holding it out
+    n = len(x) - min(2000, len(x) // 10)
+    tail = lr_range_test(model(), x[:n], y[:n], batch_size=64, verbose=0, validation_data=(x[n:], y[n:]))
+    # the curve differs (x[:n] vs x), but the probes train on x[:n] and score on x[n:] in both
+    for k in set(tail.probes) & set(own.probes):
+        assert tail.probes[k] == pytest.approx(own.probes[k], rel=1e-5)
+
+
+def test_without_held_out_data_or_with_validate_false_the_curve_rule_answers():
+    x, y = data(512)
+    batches = [(x[i:i + 64], y[i:i + 64]) for i in range(0, 512, 64)]
+    result = lr_range_test(model(), batches, verbose=0)
+    assert result.default_rule == CURVE_RULE and result.suggestions["validated"] is None
+    assert "validation_data" in result.reasons["validated"] and not result.probes
+    assert result.suggestion == result.suggestions[CURVE_RULE]
+    with_val = lr_range_test(model(), batches, verbose=0, validation_data=(x[:128], y[:128]))
+    assert with_val.default_rule == "validated" and with_val.probes
+    off = lr_range_test(model(), x, y, verbose=0, validate=False)
+    assert off.default_rule == CURVE_RULE and not off.probes and "validate=False" in off.reasons["validated"]
+
+
+def test_bad_validation_data_is_refused_with_what_to_pass():
+    x, y = data(512)
+    with pytest.raises(MnistlabError, match="validation_data"):
+        lr_range_test(model(), x, y, verbose=0, validation_data=(x[:0], y[:0]))
+    with pytest.raises(MnistlabError, match="validation_data"):
+        lr_range_test(model(), x, y, verbose=0, validation_data=42)
+
+
+def test_the_benchmark_scores_exactly_what_the_library_suggests():
+    """benchmarks/lr_scoring.py re-runs the library's search on recorded probes: fed the library's
+    own curve and probes, it must land on the library's rate."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import lr_scoring
+
+    x, y = data()
+    result = lr_range_test(model(), x, y, batch_size=64, verbose=0)
+    recorded = {"setup": "library", "curve": {"lr": result.lrs.tolist(), "loss": result.losses.tolist()},
+                "probes": {f"{lr:.3g}": {"val_loss": [loss]} for lr, loss in result.probes.items()}}
+    assert lr_scoring.validated(recorded) == pytest.approx(result.suggestion)
+    assert "library" not in lr_scoring.MISSING_PROBES
