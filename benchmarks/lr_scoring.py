@@ -37,7 +37,7 @@ def library_view(r: dict, factor: float = 4.0):
 MISSING_PROBES = {}  # setup -> rates the validated search wanted that `record` did not train
 
 
-def validated(r: dict):
+def validated(r: dict, extend: int | None = None):
     """mnistlab's `validated` rule (`mnistlab.lr_validation.search`, as `lr_range_test` runs it) on
     the recorded probes: `record` trained 100-step probes at every quarter-decade rate from the
     curve's blow-up down 3.5 decades, on the same held-out slice the library uses. A rate the
@@ -57,7 +57,8 @@ def validated(r: dict):
         return probes.get(k)
 
     ceiling = lrs[info["n"] - 1] if stopped else lrs[-1]
-    return lr_validation.search(suggestions["min"], loss_at, ceiling=ceiling, floor=lrs[0])[0]
+    options = {} if extend is None else {"extend": extend}
+    return lr_validation.search(suggestions["min"], loss_at, ceiling=ceiling, floor=lrs[0], **options)[0]
 
 
 def library_suggestions(r: dict) -> dict:
@@ -69,7 +70,9 @@ def library_suggestions(r: dict) -> dict:
 
 
 def all_suggestions(r: dict) -> dict:
-    out = {"mnistlab validated": validated(r)}
+    out = {"mnistlab validated": validated(r),
+           # the search as first tried (3 probes, no extension past an edge), before the third set existed
+           "experiment: validated without extension": validated(r, extend=0)}
     out.update({f"mnistlab {k}": v for k, v in library_suggestions(r).items()})
     for name, fn in lr_anchors.ANCHORS.items():
         out[name] = fn(r["curve"]["lr"], r["curve"]["loss"])
@@ -147,12 +150,12 @@ def cmd_score(args) -> int:
     out = [f"Command: `python benchmarks/lr_suggestion_quality.py record && "
            f"python benchmarks/lr_suggestion_quality.py score` ({time.strftime('%Y-%m-%d')})",
            f"Machine: {machine()}", ""]
-    held_out = lr_setups.REPORT + lr_setups.NEXT
     for title, names, per_setup in (
-            ("All held-out setups (no rule was chosen on them)", held_out, False),
-            ("Third set (recorded after the default was chosen)", lr_setups.NEXT, True),
-            ("Held-out half (reported only)", lr_setups.REPORT, True),
-            ("Half the default was chosen on", lr_setups.CHOOSE, True)):
+            ("Third set: held out from every choice (the `validated` default's report)", lr_setups.NEXT, True),
+            ("Second set: held out when `middle` was chosen; with the first, where `validated`'s search "
+             "was chosen", lr_setups.REPORT, True),
+            ("First set: where the defaults were chosen", lr_setups.CHOOSE, True),
+            ("All three sets", lr_setups.CHOOSE + lr_setups.REPORT + lr_setups.NEXT, False)):
         names = [n for n in names if n in results]
         if not names:
             continue

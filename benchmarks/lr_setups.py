@@ -3,10 +3,10 @@
 Thirty setups that vary independently, written as a user would write them
 (plain Keras layers, two subclassed models, two of mnistlab's own builders).
 The first ten (`CHOOSE`) are where a default rule may be chosen; the next ten
-(`REPORT`) are only ever reported on; the split was fixed before any rule was
-scored. The last ten (`NEXT`) were recorded after the current default was
-chosen and reported, and have not been scored: they are the held-out set for
-the next choice.
+(`REPORT`) were held out when the curve rule `middle` was chosen (the split
+was fixed before any rule was scored), and together with the first were used
+to choose the `validated` default's search. The last ten (`NEXT`) were
+recorded before that choice and used for none: they are its held-out report.
 
 Every model takes raw 28x28 pixels in 0-255, as `mnistlab.data` loads them.
 """
@@ -56,8 +56,8 @@ SETUPS = [
     S("mnist-tanh3x128-nadam-128", "mnist", "tanh3x128", "nadam", 128, 2, 20000),
     S("fashion-selu-adamax-256", "fashion_mnist", "selu3x300", "adamax", 256, 5, 20000),
     S("mnist-mnistlab-cnn-nesterov-64", "mnist", "mnistlab_cnn", "nesterov", 64, 1, 10000, "tensorflow"),
-    # a third set, recorded 2026-11-30 after the default was chosen and never scored since: the
-    # held-out check for the next choice of a default (two optimizers no setup above uses)
+    # a third set, recorded 2026-11-30 before the `validated` default was chosen and used for no
+    # choice: its held-out report (two optimizers no setup above uses)
     S("mnist-mlp4x256-lion-128", "mnist", "mlp4x256", "lion", 128, 3, 20000),
     S("fashion-mlp2x512-adagrad-64", "fashion_mnist", "mlp2x512", "adagrad", 64, 2, 20000),
     S("mnist-cnn-adam-1024", "mnist", "cnn", "adam", 1024, 6, 10000, "tensorflow"),
@@ -72,7 +72,7 @@ SETUPS = [
 BY_NAME = {s.name: s for s in SETUPS}
 CHOOSE = [s.name for s in SETUPS[:10]]
 REPORT = [s.name for s in SETUPS[10:20]]
-NEXT = [s.name for s in SETUPS[20:]]  # recorded, not scored: see the comment above
+NEXT = [s.name for s in SETUPS[20:]]  # used for no choice: see the comment above
 
 # 8 rates half a decade apart per optimizer family, bracketing the usual optimum;
 # the benchmark adds rates past an edge when the best one lies on it.

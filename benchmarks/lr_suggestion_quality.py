@@ -116,14 +116,14 @@ class Trainer:
 
     def probe(self, lr: float) -> dict:
         """`PROBE_STEPS[-1]` steps at `lr` on the training data less a held-out slice, scored on that slice."""
-        from mnistlab.lr_finder import _batch_stream
+        from mnistlab.step_batches import batch_stream
         from mnistlab.steps import BatchStepper
 
         np = self.np
         hold = min(2000, len(self.x) // 10)
         x_fit, y_fit, x_hold, y_hold = self.x[:-hold], self.y[:-hold], self.x[-hold:], self.y[-hold:]
         self.reset(lr)
-        batches = _batch_stream(x_fit, y_fit, self.setup.batch_size, SEED)
+        batches = batch_stream(x_fit, y_fit, self.setup.batch_size, SEED)
         out, done = {"val_loss": [], "val_accuracy": []}, 0
         for target in PROBE_STEPS:
             with BatchStepper(self.model) as stepper:

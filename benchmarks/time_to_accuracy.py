@@ -16,7 +16,8 @@ adds the issue's time limit, which every seed's training must keep too):
     gpu99   >= 99.0%  in <= 0.5 s of training, compilation not counted (the GPU goal: run it
                       on a GPU): `--model cnn --preset gpu` on JAX, no peer
     lrtest  <= 3 s:   the LR range test of the default MLP (`mnistlab lr-find`'s work:
-                      fresh model, Adam, batch 128, default steps, compilation included)
+                      fresh model, Adam, batch 128, default steps, compilation included),
+                      the curve alone and with the validated suggestion's probes
 
 Our runs import mnistlab before Keras, as the CLI does, so TensorFlow uses its
 oneDNN kernels; the peers run TensorFlow's defaults, which use them only on
@@ -149,9 +150,11 @@ elif kind == "lr_test":
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     t0 = time.perf_counter()
-    result = lr_range_test(model, ds.x_train, ds.y_train, batch_size=128, seed=seed, verbose=0)
+    result = lr_range_test(model, ds.x_train, ds.y_train, batch_size=128, seed=seed, verbose=0,
+                           validate=extra.get("validate", True))
     out = {"train_s": time.perf_counter() - t0, "test_accuracy": None, "to_val_bar_s": None,
-           "steps": len(result.lrs), "suggestion": result.suggestion}
+           "steps": len(result.lrs), "suggestion": result.suggestion, "probes": len(result.probes),
+           "curve_s": result.timings["curve_seconds"], "validation_s": result.timings["validation_seconds"]}
 else:  # ours: "mlp" or "cnn" with a preset
     from mnistlab.config import make_config
     from mnistlab.training import train
@@ -188,7 +191,8 @@ WORKLOADS = {
     ]),
     # A time goal alone, no accuracy bar.
     "lrtest": (0.0, [
-        ("LR range test, default MLP", "lr_test", "jax", {}),
+        ("LR range test, default MLP, curve alone (`--no-validate`)", "lr_test", "jax", {"validate": False}),
+        ("LR range test, default MLP, with the validated suggestion (the default)", "lr_test", "jax", {}),
     ]),
 }
 # The issue's time goals on 2 cores: seconds of training (of the test, for lrtest) per seed.

@@ -11,8 +11,11 @@ rate grows exponentially from `min_lr` to `max_lr`, record each batch's loss,
 and stop once the loss blows up (`mnistlab.lr_rules.diverged`: judged on the
 batch losses, not on a lagging average). The rules of `mnistlab.lr_rules`
 then read rates off the lag-free curve; `lr_range` is the span of rates the
-curve supports. Which rule is the default, and why, was measured on 20
-setups by `benchmarks/lr_suggestion_quality.py` (docs/lr-range-test.md).
+curve supports. The default suggestion then checks them by training: a few
+100-step probes at rates at and below the curve's lowest point, kept by
+held-out loss (`mnistlab.lr_validation`). Which rule is the default, and why,
+was measured on 30 setups by `benchmarks/lr_suggestion_quality.py`
+(docs/lr-range-test.md).
 Afterwards the model is exactly as it was before: every weight, optimizer
 variable (iteration count, moments, learning rate), non-trainable variable
 (BatchNorm statistics), metric variable and dropout seed state is restored
@@ -36,7 +39,6 @@ brought the default MLP's test from 16-19 to 12-15 ms per step (BENCHMARKS.md).
 
 from __future__ import annotations
 
-import itertools
 import math
 import numbers
 import time
@@ -45,6 +47,7 @@ import keras
 import numpy as np
 
 from mnistlab import lr_rules, lr_validation
+from mnistlab.step_batches import batch_stream, is_arrays
 from mnistlab.errors import MnistlabError
 from mnistlab.lr_result import ALL_RULES, FILES, LRRangeResult  # noqa: F401  (public names of this module too)
 from mnistlab.lr_rules import RULES, read_curve  # noqa: F401
@@ -136,7 +139,7 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
     plan = min_lr * (max_lr / min_lr) ** (np.arange(steps) / (steps - 1))
     # The rates actually used are the float32 values the optimizer variable holds.
     plan = plan.astype("float32").astype("float64")
-    batches = _batch_stream(x, y, batch_size, seed)
+    batches = batch_stream(x, y, batch_size, seed)
     first = next(batches, None)
     if first is None:
         raise MnistlabError("the data yielded no batch: pass a non-empty training set")
@@ -185,7 +188,7 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
     elif suggestions["min"] is None:
         reasons["validated"] = reasons.get("min", "the curve shows no lowest point")
     else:
-        x_fit, y_fit, x_val, y_val, why = lr_validation.held_out(x, y, validation_data, _is_arrays)
+        x_fit, y_fit, x_val, y_val, why = lr_validation.held_out(x, y, validation_data, is_arrays)
         if x_val is None:
             default_rule, reasons["validated"] = CURVE_RULE, why
         else:
@@ -228,7 +231,7 @@ def _validated(model, optimizer, x_batch, low_point, ceiling, floor, x_fit, y_fi
     with _preserved_state(model, optimizer, x_batch) as state:
         def loss_at(lr):
             state.restore()
-            batches = _batch_stream(x_fit, y_fit, batch_size, seed)
+            batches = batch_stream(x_fit, y_fit, batch_size, seed)
             with BatchStepper(model) as stepper:
                 for _ in range(lr_validation.PROBE_STEPS):
                     batch = next(batches, None)
@@ -327,87 +330,3 @@ class _preserved_state:
         if any(id(v) not in known for v in self.model.metrics_variables):
             self.model.reset_metrics()  # metrics first built by the test start from zero
         return False
-
-
-def _is_arrays(x) -> bool:
-    leaves = keras.tree.flatten(x) if isinstance(x, (list, tuple, dict)) else [x]
-    return bool(leaves) and all(hasattr(a, "shape") and hasattr(a, "__array__") for a in leaves)
-
-
-def _batch_stream(x, y, batch_size, seed):
-    """An iterator of `(x, y, sample_weight)` batches, cycling where the data allows."""
-    if y is None and isinstance(x, (list, tuple)) and x and all(isinstance(b, (list, tuple)) for b in x):
-        return _repeating(lambda: iter(x))  # a list of (x, y) batches
-    if y is not None or _is_arrays(x):
-        if y is None:
-            raise MnistlabError(
-                "x is an array but y is None: pass the targets as y, or pass x as a "
-                "tf.data.Dataset or an iterable of (x, y) batches"
-            )
-        if not _is_arrays(x) or not _is_arrays(y):
-            raise MnistlabError(
-                f"with y given, x and y must be arrays (or lists/dicts of arrays); "
-                f"got x={type(x).__name__}, y={type(y).__name__}"
-            )
-        return _array_batches(x, y, batch_size, seed)
-    if isinstance(x, keras.utils.PyDataset):
-        return _pydataset_batches(x)
-    if hasattr(x, "as_numpy_iterator"):  # tf.data.Dataset, without importing TensorFlow here
-        return _repeating(lambda: x.as_numpy_iterator())
-    try:
-        it = iter(x)
-    except TypeError:
-        raise MnistlabError(
-            f"cannot read batches from a {type(x).__name__}: pass arrays x and y, a "
-            "tf.data.Dataset, a keras.utils.PyDataset or an iterable of (x, y) batches"
-        ) from None
-    return (_unpack(b) for b in it)
-
-
-def _array_batches(x, y, batch_size, seed):
-    to_np = lambda tree: keras.tree.map_structure(np.asarray, tree)  # noqa: E731
-    x, y = to_np(x), to_np(y)
-    sizes = {len(a) for a in keras.tree.flatten(x) + keras.tree.flatten(y)}
-    if len(sizes) != 1:
-        raise MnistlabError(f"x and y disagree on the number of examples: {sorted(sizes)}")
-    n = sizes.pop()
-    if n == 0:
-        raise MnistlabError("the training set is empty: the range test needs at least one example")
-    size = min(batch_size, n)
-    rng = np.random.default_rng(seed)
-    while True:
-        order = rng.permutation(n)
-        for start in range(0, n - size + 1, size):
-            idx = np.sort(order[start:start + size])
-            take = lambda a: a[idx]  # noqa: E731
-            yield keras.tree.map_structure(take, x), keras.tree.map_structure(take, y), None
-
-
-def _pydataset_batches(ds):
-    n = ds.num_batches
-
-    def one_pass():
-        for i in range(n) if n is not None else itertools.count():
-            yield ds[i]
-        ds.on_epoch_end()
-
-    return _repeating(one_pass)
-
-
-def _repeating(make_iterator):
-    while True:
-        empty = True
-        for batch in make_iterator():
-            empty = False
-            yield _unpack(batch)
-        if empty:
-            return
-
-
-def _unpack(batch):
-    if not isinstance(batch, (tuple, list)) or not 1 <= len(batch) <= 3:
-        raise MnistlabError(
-            f"each batch must be a tuple (x, y) or (x, y, sample_weight), got {type(batch).__name__}"
-        )
-    return keras.utils.unpack_x_y_sample_weight(tuple(batch))
-

@@ -117,8 +117,9 @@ class LRRangeResult:
         """The loss against the learning rate (log scale) with a marker per rule.
 
         The raw batch losses are drawn faintly, the lag-free curve in bold, the
-        supported range (`lr_range`) shaded; the default rule's marker is
-        larger and has a dashed line.
+        supported range (`lr_range`) shaded, the validated rule's probes as
+        ticks along the bottom; the default rule's marker is larger and has a
+        dashed line.
         Uses matplotlib's object API only: no backend or pyplot state changes.
 
         Args:
@@ -145,7 +146,11 @@ class LRRangeResult:
             if default:
                 ax.axvline(lr, color=f"C{k + 1}", ls="--", lw=1)
         ax.set_xscale("log")
-        ax.set_ylim(*_plot_ylim(self.losses, self.smoothed))
+        low, high = _plot_ylim(self.losses, self.smoothed)
+        ax.set_ylim(low, high)
+        if self.probes:  # the validated rule's probes, as ticks along the bottom
+            ax.plot(list(self.probes), [low + 0.04 * (high - low)] * len(self.probes), "|", ms=14, mew=2,
+                    color="C1", label=f"probes: {len(self.probes)} x {self.settings.get('probe_steps', '?')} steps")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("training loss")
         ax.set_title(f"LR range test: {self.stop_reason.split(':')[0]} after {len(self.lrs)} steps",
