@@ -57,8 +57,11 @@ def test_time_to_accuracy(tiny_mnist_dir, tmp_path):
     # JAX's compile time is measured inside fit; TensorFlow has none to report
     assert all((r["compile_s"] is not None) == (r["backend"] == "jax") for r in trained), trained
     assert all(0 < r["compile_s"] < r["train_s"] for r in trained if r["backend"] == "jax"), trained
-    (lr_row,) = [r for r in saved if r["workload"] == "lrtest"]
-    assert lr_row["train_s"] > 0 and lr_row["steps"] > 10
+    curve, validated = sorted((r for r in saved if r["workload"] == "lrtest"), key=lambda r: "no-validate" not in r["config"])
+    assert all(r["train_s"] > 0 and r["steps"] > 10 for r in (curve, validated))
+    assert curve["probes"] == 0 and curve["validation_s"] == 0  # --no-validate: the curve alone
+    # the default: the probes ran, and their time is part of the test's (unless the curve gave no lowest point)
+    assert validated["suggestion"] is None or (validated["probes"] >= 3 and validated["validation_s"] > 0), validated
 
 
 def test_time_to_accuracy_goal_column_checks_accuracy_and_time(monkeypatch, tmp_path, capsys):
