@@ -119,7 +119,7 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
             and suggest by their held-out loss: the `validated` rule, the
             default. False: the curve alone (`CURVE_RULE`), 4-6x faster.
         validation_data: `(x_val, y_val)` arrays (at most 2000 examples are
-            used) or a data set of batches to score the probes on. None: the
+            used) or a finite data set of batches to score the probes on. None: the
             last tenth of the training arrays (at most 2000), which the probes
             do not train on; batched data without it falls back to the curve
             alone (`reasons["validated"]` says so).
