@@ -56,3 +56,36 @@ def test_keras_lr_finder_stops_on_the_raw_loss():
     losses = curve()
     losses[50] = 100.0  # one wild batch stops it (raw losses, 4x the lowest)
     assert lr_anchors.keras_lr_finder(LRS, losses) <= LRS[50]
+
+
+def fake_setup(best_acc, seeds, jitter, others):
+    """A recorded setup as the benchmark stores it: grid accuracies, and the noise floor's re-runs."""
+    trained = {"0.001": {"val_accuracy": best_acc}, **{k: {"val_accuracy": v} for k, v in others.items()}}
+    return {"setup": "fake", "grid": list(trained), "trained": trained,
+            "noise": {"rate": "0.001", "seeds": {str(i): {"val_accuracy": a} for i, a in enumerate(seeds, 1)},
+                      "jitter": {k: {"val_accuracy": a} for k, a in zip(("0.0009", "0.0011"), jitter)}}}
+
+
+def test_noise_floor_counts_reruns_of_the_best_rate_within_the_hit():
+    import lr_noise_floor
+
+    results = {"a": fake_setup(0.90, [0.899, 0.895, 0.905], [0.898, 0.880], {"0.01": 0.5}),
+               "b": fake_setup(0.80, [0.70, 0.81, 0.7975], [0.80, 0.79], {"0.01": 0.6})}
+    text = lr_noise_floor.report(results)
+    # a: 0.1 and 0.5 points below or above; b: 10 points below, above, 0.25 below
+    assert "| a | 0.001 | 90.00 | 89.90, 89.50, 90.50 | 89.80, 88.00 | 2/3 | 1/2 |" in text
+    assert "| b | 0.001 | 80.00 | 70.00, 81.00, 79.75 | 80.00, 79.00 | 2/3 | 1/2 |" in text
+    assert "**4/6 (67%)**" in text and "**2/4 (50%)**" in text
+
+
+def test_as_good_as_a_rerun_uses_the_best_rates_worst_seed():
+    import lr_scoring
+
+    r = fake_setup(0.90, [0.88, 0.89, 0.91], [0.9, 0.9], {"0.01": 0.885, "0.1": 0.87})
+    assert lr_scoring.seed_floor(r) == 0.88
+    suggestions = {"fake": {"rule A": 0.01, "rule B": 0.1}}  # 1.5 and 3 points below the best
+    text, stats = lr_scoring.table({"fake": r}, ["fake"], suggestions)
+    assert stats["rule A"][0] == 0 and stats["rule A"][4] == 1  # not a hit, but as good as the worst re-run
+    assert stats["rule B"][4] == 0
+    r["noise"]["rate"] = "0.01"  # measured at another rate than the best: not counted
+    assert lr_scoring.seed_floor(r) is None
