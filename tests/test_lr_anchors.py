@@ -89,3 +89,24 @@ def test_as_good_as_a_rerun_uses_the_best_rates_worst_seed():
     assert stats["rule B"][4] == 0
     r["noise"]["rate"] = "0.01"  # measured at another rate than the best: not counted
     assert lr_scoring.seed_floor(r) is None
+
+
+def test_seed_means_score_each_rate_by_its_mean_over_three_seeds():
+    import lr_seed_means
+
+    def runs(*accs):  # seed 0 (the recorded run), then seeds 1 and 2
+        return {"0": {"val_accuracy": accs[0]}}, {"1": {"val_accuracy": accs[1]}, "2": {"val_accuracy": accs[2]}}
+
+    trained, seed_runs = {}, {}
+    # 0.001 won on seed 0 by luck; 0.01 is the better rate on the mean (0.900 vs 0.890)
+    for key, accs in {"0.001": (0.91, 0.88, 0.88), "0.01": (0.90, 0.90, 0.90), "0.1": (0.80, 0.81, 0.79),
+                      "0.005": (0.898, 0.899, 0.897)}.items():
+        t, s = runs(*accs)
+        trained[key], seed_runs[key] = t["0"], s
+    r = {"setup": "fake", "grid": ["0.001", "0.01", "0.1"], "trained": trained, "seed_runs": seed_runs}
+    assert lr_seed_means.mean_accuracy(r, "0.01") == pytest.approx(0.90)
+    rules = dict.fromkeys(lr_seed_means.RULES)
+    rules.update({"mnistlab validated": 0.005, "mnistlab middle": 0.001})
+    text = lr_seed_means.report({"fake": r}, ["fake"], {"fake": rules})
+    assert "| mnistlab validated | 1/1 (100%) | 0.20 |" in text  # 0.2 below the best mean: a hit
+    assert "| mnistlab middle | 0/1 (0%) | 1.00 |" in text       # seed 0's winner is 1 point below on the mean
