@@ -1,6 +1,6 @@
 """The LR suggestion scored against a 3-seed ground truth (the hit of lr_suggestion_quality with less noise).
 
-    python benchmarks/lr_seed_means.py [--sets next] [--data-dir DIR]
+    python benchmarks/lr_seed_means.py [--sets third first second] [--no-train] [--data-dir DIR]
 
 `lr_suggestion_quality.py` trains every rate once (seed 0), and the best of 8
 such runs is itself noisy (`lr_noise_floor.py`: the best rate re-run hits only
@@ -29,7 +29,7 @@ from lr_suggestion_quality import HERE, HIT, load_results, machine, rate_key, re
 SEEDS = (1, 2)
 RULES = ("mnistlab validated", "experiment: validated without extension", "mnistlab middle", "fastai minimum",
          "fastai valley", "torch-lr-finder", "lightning <2.5.3", "keras-lr-finder")
-SETS = {"first": lr_setups.CHOOSE, "second": lr_setups.REPORT, "next": lr_setups.NEXT}
+SETS = {"first": lr_setups.CHOOSE, "second": lr_setups.REPORT, "third": lr_setups.NEXT}
 REPORT_MD = HERE / "results" / "lr_seed_means.md"
 
 
@@ -75,20 +75,27 @@ def report(results: dict, names: list[str], suggestions: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sets", nargs="+", choices=list(SETS), default=["next"])
+    p.add_argument("--sets", nargs="+", choices=list(SETS), default=["third"])
+    p.add_argument("--no-train", action="store_true", help="report the sets whose runs are all stored")
     p.add_argument("--data-dir", default=os.environ.get("MNISTLAB_DATA_DIR"))
     args = p.parse_args(argv)
     names = [n for s in args.sets for n in SETS[s]]
     results = load_results(names)
     suggestions = {n: lr_scoring.all_suggestions(r) for n, r in results.items()}
-    for n in names:
+    for n in names if not args.no_train else []:
         t0 = time.perf_counter()
         measure(n, results[n], suggestions[n], args.data_dir)
         print(f"{n}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    text = "\n".join([f"Command: `python benchmarks/lr_seed_means.py --sets {' '.join(args.sets)}` "
-                      f"({time.strftime('%Y-%m-%d')})", f"Machine: {machine()}", "",
-                      f"Sets: {', '.join(args.sets)} ({len(names)} setups).", "",
-                      report(results, names, suggestions)])
+    out = [f"Command: `python benchmarks/lr_seed_means.py --sets {' '.join(args.sets)}` "
+           f"({time.strftime('%Y-%m-%d')})", f"Machine: {machine()}"]
+    for set_name in args.sets:
+        done = [n for n in SETS[set_name] if n in results and all(
+            mean_accuracy(results[n], k) is not None for k in results[n]["grid"])]
+        if len(done) < len(SETS[set_name]):
+            out += ["", f"{set_name} set: {len(done)} of {len(SETS[set_name])} setups measured, not reported"]
+            continue
+        out += ["", f"### The {set_name} set ({len(done)} setups)", "", report(results, done, suggestions)]
+    text = "\n".join(out)
     print(text)
     REPORT_MD.write_text(text + "\n")
     return 0
