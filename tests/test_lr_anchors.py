@@ -108,5 +108,6 @@ def test_seed_means_score_each_rate_by_its_mean_over_three_seeds():
     rules = dict.fromkeys(lr_seed_means.RULES)
     rules.update({"mnistlab validated": 0.005, "mnistlab middle": 0.001})
     text = lr_seed_means.report({"fake": r}, ["fake"], {"fake": rules})
-    assert "| mnistlab validated | 1/1 (100%) | 0.20 |" in text  # 0.2 below the best mean: a hit
-    assert "| mnistlab middle | 0/1 (0%) | 1.00 |" in text       # seed 0's winner is 1 point below on the mean
+    assert "| mnistlab validated | 1/1 | 1/1 (100%) | 0.20 |" in text  # 0.2 below the best mean: a hit
+    assert "| mnistlab middle | 1/1 | 0/1 (0%) | 1.00 |" in text       # seed 0's winner is 1 point below on the mean
+    assert "| fastai minimum | 0/1 | 0/1 (0%) | - | - |" in text      # no suggestion measured
