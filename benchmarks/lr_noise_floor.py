@@ -27,19 +27,15 @@ import time
 import numpy as np
 
 import lr_setups
-from lr_suggestion_quality import HIT, HERE, load_results, machine, rate_key, result_path, run_child
+from lr_suggestion_quality import HIT, HERE, best_rate_key, load_results, machine, rate_key, result_path, run_child
 
 SEEDS = (1, 2, 3)
 JITTER = (0.9, 1.1)
 REPORT_MD = HERE / "results" / "lr_noise_floor.md"
 
 
-def best_rate(r: dict) -> str:
-    return max(r["grid"], key=lambda k: r["trained"][k]["val_accuracy"])
-
-
 def measure(name: str, r: dict, data_dir) -> None:
-    key = best_rate(r)
+    key = best_rate_key(r)
     noise = r.setdefault("noise", {})
     if noise.get("rate") == key and len(noise.get("seeds", {})) == len(SEEDS) and len(noise.get("jitter", {})) == len(JITTER):
         return

@@ -19,7 +19,8 @@ from mnistlab.lr_finder import DEFAULT_RULE
 
 import lr_anchors
 import lr_setups
-from lr_suggestion_quality import HIT, REPORT_MD, load_results, machine, probe_missing, rate_key, train_missing
+from lr_suggestion_quality import (HIT, REPORT_MD, best_rate_key, load_results, machine, probe_missing, rate_key,
+                                   train_missing)
 
 
 def library_view(r: dict, factor: float = 4.0):
@@ -42,7 +43,7 @@ def validated(r: dict, extend: int | None = None):
     the recorded probes: `record` trained 100-step probes at every quarter-decade rate from the
     curve's blow-up down 3.5 decades, on the same held-out slice the library uses. A rate the
     search wants that was not recorded counts as a probe that blew up (and is listed)."""
-    from mnistlab import lr_rules, lr_validation
+    from mnistlab import lr_rules
 
     lrs, losses, stopped = library_view(r)
     suggestions, _, info = lr_rules.read_curve(lrs, losses, stopped_early=stopped)
@@ -56,9 +57,8 @@ def validated(r: dict, extend: int | None = None):
             MISSING_PROBES.setdefault(r["setup"], []).append(lr)
         return probes.get(k)
 
-    ceiling = lrs[info["n"] - 1] if stopped else lrs[-1]
     options = {} if extend is None else {"extend": extend}
-    return lr_validation.search(suggestions["min"], loss_at, ceiling=ceiling, floor=lrs[0], **options)[0]
+    return lr_validation.search_curve(lrs, suggestions["min"], info["n"], stopped, loss_at, **options)[0]
 
 
 def library_suggestions(r: dict) -> dict:
@@ -80,7 +80,7 @@ def all_suggestions(r: dict) -> dict:
 
 
 def best_grid(r: dict):
-    key = max(r["grid"], key=lambda k: r["trained"][k]["val_accuracy"])
+    key = best_rate_key(r)
     return float(key), r["trained"][key]["val_accuracy"]
 
 
@@ -96,7 +96,7 @@ def seed_floor(r: dict):
     """The lowest accuracy the best grid rate itself reached with another seed
     (`benchmarks/lr_noise_floor.py`), or None where it was not measured."""
     noise = r.get("noise")
-    if not noise or noise.get("rate") != max(r["grid"], key=lambda k: r["trained"][k]["val_accuracy"]):
+    if not noise or noise.get("rate") != best_rate_key(r):
         return None
     return min(v["val_accuracy"] for v in noise["seeds"].values())
 

@@ -56,6 +56,11 @@ def rate_key(lr: float) -> str:
     return f"{lr:.3g}"
 
 
+def best_rate_key(r: dict) -> str:
+    """The recorded setup's best grid rate (its key in `r["trained"]`)."""
+    return max(r["grid"], key=lambda k: r["trained"][k]["val_accuracy"])
+
+
 # ----------------------------------------------------------------- one setup (child process)
 
 
@@ -208,7 +213,7 @@ def cmd_record(args) -> int:
         out["machine"] = machine()
         out["record_seconds"] = round(time.perf_counter() - t0, 1)
         result_path(name).write_text(json.dumps(out, indent=1))
-        best = max(out["grid"], key=lambda k: out["trained"][k]["val_accuracy"])
+        best = best_rate_key(out)
         print(f"{name}: {out['record_seconds']:.0f} s, best grid rate {best} "
               f"({100 * out['trained'][best]['val_accuracy']:.2f}%), {out['curve']['stop_reason']}", flush=True)
     return 0

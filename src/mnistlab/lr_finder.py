@@ -47,18 +47,18 @@ import keras
 import numpy as np
 
 from mnistlab import lr_rules, lr_validation
-from mnistlab.step_batches import batch_stream, is_arrays
 from mnistlab.errors import MnistlabError
 from mnistlab.lr_result import ALL_RULES, FILES, LRRangeResult  # noqa: F401  (public names of this module too)
 from mnistlab.lr_rules import RULES, read_curve  # noqa: F401
+from mnistlab.step_batches import batch_stream
 from mnistlab.steps import BatchStepper
 
 # Steps of the default test: enough for a readable curve (fastai uses 100 too)
 # and fast enough to run before every `--lr auto` training (benchmarks/lr_find_speed.py).
 DEFAULT_STEPS = 100
 # The rule `suggestion` reports: chosen by benchmarks/lr_suggestion_quality.py on 20 setups and
-# reported on 10 recorded after the choice (docs/lr-range-test.md): short trainings at the rates
-# the curve points to, kept by held-out loss (`mnistlab.lr_validation`).
+# reported on 10 used for no choice (docs/lr-range-test.md): short trainings at the rates the
+# curve points to, kept by held-out loss (`mnistlab.lr_validation`).
 DEFAULT_RULE = "validated"
 # The default without held-out data (or with validate=False): the best curve-only rule there.
 CURVE_RULE = "middle"
@@ -188,15 +188,16 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
     elif suggestions["min"] is None:
         reasons["validated"] = reasons.get("min", "the curve shows no lowest point")
     else:
-        x_fit, y_fit, x_val, y_val, why = lr_validation.held_out(x, y, validation_data, is_arrays)
+        x_fit, y_fit, x_val, y_val, why = lr_validation.held_out(x, y, validation_data)
         if x_val is None:
             default_rule, reasons["validated"] = CURVE_RULE, why
         else:
-            held = "validation_data" if validation_data is not None else "the last tenth of x (at most 2000)"
-            ceiling = lrs[info["n"] - 1] if stopped_early else lrs[-1]
-            suggestions["validated"], probes = _validated(model, optimizer, first[0], suggestions["min"],
-                                                          ceiling, lrs[0], x_fit, y_fit, x_val, y_val,
-                                                          batch_size, seed)
+            held = ("validation_data" if validation_data is not None
+                    else f"the last tenth of x (at most {lr_validation.HOLD_OUT})")
+            with _preserved_state(model, optimizer, first[0]) as state:
+                loss_at = _probe(model, state, x_fit, y_fit, x_val, y_val, batch_size, seed)
+                suggestions["validated"], probes = lr_validation.search_curve(
+                    lrs, suggestions["min"], info["n"], stopped_early, loss_at)
             if suggestions["validated"] is None:
                 reasons["validated"] = ("every probe's held-out loss was non-finite: the model diverges at "
                                         "these rates; lower min_lr or check the model")
@@ -224,23 +225,21 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
     return result
 
 
-def _validated(model, optimizer, x_batch, low_point, ceiling, floor, x_fit, y_fit, x_val, y_val,
-               batch_size, seed):
-    """`lr_validation.search` with probes trained from the model's state before the test
-    (restored before each probe and afterwards)."""
-    with _preserved_state(model, optimizer, x_batch) as state:
-        def loss_at(lr):
-            state.restore()
-            batches = batch_stream(x_fit, y_fit, batch_size, seed)
-            with BatchStepper(model) as stepper:
-                for _ in range(lr_validation.PROBE_STEPS):
-                    batch = next(batches, None)
-                    if batch is None:
-                        break
-                    stepper.step(batch, lr)
-            return lr_validation.evaluate_loss(model, x_val, y_val)
+def _probe(model, state, x_fit, y_fit, x_val, y_val, batch_size, seed):
+    """`loss_at(lr)` for `lr_validation.search`: from the saved `state` (restored first),
+    `PROBE_STEPS` steps at `lr`, then the loss on the held-out data."""
+    def loss_at(lr):
+        state.restore()
+        batches = batch_stream(x_fit, y_fit, batch_size, seed)
+        with BatchStepper(model) as stepper:
+            for _ in range(lr_validation.PROBE_STEPS):
+                batch = next(batches, None)
+                if batch is None:
+                    break
+                stepper.step(batch, lr)
+        return lr_validation.evaluate_loss(model, x_val, y_val)
 
-        return lr_validation.search(low_point, loss_at, ceiling=ceiling, floor=floor)
+    return loss_at
 
 
 def _one_step_late(stepper, plan, first, batches):

@@ -31,6 +31,7 @@ import math
 import numpy as np
 
 from mnistlab.errors import MnistlabError
+from mnistlab.step_batches import is_arrays, num_examples
 
 PROBE_STEPS = 100   # steps of each probe: as many as the range test itself
 CANDIDATES = 3      # quarter-decade rates at and below the curve's lowest point
@@ -84,7 +85,15 @@ def search(low_point: float, loss_at, *, ceiling: float = math.inf, floor: float
     return rate, {lattice_rate(k): v for k, v in tried.items()}
 
 
-def held_out(x, y, validation_data, is_arrays):
+def search_curve(lrs, low_point, usable: int, stopped_early: bool, loss_at, **options):
+    """`search` bounded by the range test's own curve, as `lr_range_test` runs it: no probe
+    above the last usable rate when the test stopped on divergence (else its last rate), nor
+    below its first rate. `usable` is `read_curve`'s count of usable points (`info["n"]`)."""
+    ceiling = lrs[usable - 1] if stopped_early else lrs[-1]
+    return search(low_point, loss_at, ceiling=ceiling, floor=lrs[0], **options)
+
+
+def held_out(x, y, validation_data):
     """`(x_fit, y_fit, x_val, y_val, why)`: what the probes train on and are scored on.
 
     `x_val` is None (and `why` says why) when the probes can't run: batched
@@ -105,7 +114,7 @@ def held_out(x, y, validation_data, is_arrays):
         if not (is_arrays(x_val) and is_arrays(y_val)):
             raise MnistlabError(f"validation_data must hold arrays (x_val, y_val), got "
                                 f"{type(x_val).__name__} and {type(y_val).__name__}")
-        n_val = _length(x_val, y_val, "validation_data")
+        n_val = num_examples(x_val, y_val, "validation_data")
         if n_val == 0:
             raise MnistlabError("validation_data is empty: pass some held-out examples, or leave it out")
         take = lambda a: a[:HOLD_OUT]  # noqa: E731
@@ -113,7 +122,7 @@ def held_out(x, y, validation_data, is_arrays):
     if y is None or not is_arrays(x):
         return x, y, None, None, ("no held-out data: batched data needs validation_data=(x_val, y_val) "
                                   "for the validated suggestion")
-    n = _length(x, y, "x and y")
+    n = num_examples(x, y)
     hold = min(HOLD_OUT, n // 10)
     if hold < 1:
         return x, y, None, None, f"only {n} training examples: too few to hold any out (10 needed)"
@@ -136,11 +145,3 @@ def _map(fn, tree):
 
     return keras.tree.map_structure(lambda a: fn(np.asarray(a)), tree)
 
-
-def _length(x, y, what):
-    import keras
-
-    sizes = {len(a) for a in keras.tree.flatten(x) + keras.tree.flatten(y)}
-    if len(sizes) != 1:
-        raise MnistlabError(f"{what} disagree on the number of examples: {sorted(sizes)}")
-    return sizes.pop()

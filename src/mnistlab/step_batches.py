@@ -52,13 +52,19 @@ def batch_stream(x, y, batch_size, seed):
     return (_unpack(b) for b in it)
 
 
+def num_examples(x, y, what: str = "x and y") -> int:
+    """The number of examples in array inputs `x` and targets `y` (lists/dicts of arrays too);
+    `MnistlabError` naming `what` when they disagree."""
+    sizes = {len(a) for a in keras.tree.flatten(x) + keras.tree.flatten(y)}
+    if len(sizes) != 1:
+        raise MnistlabError(f"{what} disagree on the number of examples: {sorted(sizes)}")
+    return sizes.pop()
+
+
 def _array_batches(x, y, batch_size, seed):
     to_np = lambda tree: keras.tree.map_structure(np.asarray, tree)  # noqa: E731
     x, y = to_np(x), to_np(y)
-    sizes = {len(a) for a in keras.tree.flatten(x) + keras.tree.flatten(y)}
-    if len(sizes) != 1:
-        raise MnistlabError(f"x and y disagree on the number of examples: {sorted(sizes)}")
-    n = sizes.pop()
+    n = num_examples(x, y)
     if n == 0:
         raise MnistlabError("the training set is empty: the range test needs at least one example")
     size = min(batch_size, n)
