@@ -147,7 +147,7 @@ def detail(results: dict, names: list[str], suggestions: dict, rules: list[str])
 
 
 def cmd_score(args) -> int:
-    scored = lr_setups.CHOOSE + lr_setups.REPORT + lr_setups.NEXT
+    scored = lr_setups.CHOOSE + lr_setups.REPORT + lr_setups.NEXT + lr_setups.FOURTH
     results = load_results(scored)
     missing = [name for name in scored if name not in results]
     if missing:
@@ -169,11 +169,14 @@ def cmd_score(args) -> int:
            "0.3 points, or at least the lowest accuracy the best grid rate itself reached with one of 3 other "
            "seeds (`python benchmarks/lr_noise_floor.py`); the best rate itself would score 100% there.", ""]
     for title, names, per_setup in (
+            ("Fourth set: recorded before a screen of variants of the search (none was taken), used for no "
+             "choice", lr_setups.FOURTH, True),
             ("Third set: held out from every choice (the `validated` default's report)", lr_setups.NEXT, True),
             ("Second set: held out when `middle` was chosen; with the first, where `validated`'s search "
              "was chosen", lr_setups.REPORT, True),
             ("First set: where the defaults were chosen", lr_setups.CHOOSE, True),
-            ("All three sets", lr_setups.CHOOSE + lr_setups.REPORT + lr_setups.NEXT, False)):
+            ("Both held-out sets (third and fourth)", lr_setups.NEXT + lr_setups.FOURTH, False),
+            ("All four sets", scored, False)):
         names = [n for n in names if n in results]
         if not names:
             continue

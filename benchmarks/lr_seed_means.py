@@ -1,6 +1,6 @@
 """The LR suggestion scored against a 3-seed ground truth (the hit of lr_suggestion_quality with less noise).
 
-    python benchmarks/lr_seed_means.py [--sets third first second] [--no-train] [--data-dir DIR]
+    python benchmarks/lr_seed_means.py [--sets third fourth first second] [--no-train] [--data-dir DIR]
 
 `lr_suggestion_quality.py` trains every rate once (seed 0), and the best of 8
 such runs is itself noisy (`lr_noise_floor.py`: the best rate re-run hits only
@@ -29,7 +29,7 @@ from lr_suggestion_quality import HERE, HIT, load_results, machine, rate_key, re
 SEEDS = (1, 2)
 RULES = ("mnistlab validated", "experiment: validated without extension", "mnistlab middle", "fastai minimum",
          "fastai valley", "torch-lr-finder", "lightning <2.5.3", "keras-lr-finder")
-SETS = {"first": lr_setups.CHOOSE, "second": lr_setups.REPORT, "third": lr_setups.NEXT}
+SETS = {"first": lr_setups.CHOOSE, "second": lr_setups.REPORT, "third": lr_setups.NEXT, "fourth": lr_setups.FOURTH}
 REPORT_MD = HERE / "results" / "lr_seed_means.md"
 
 

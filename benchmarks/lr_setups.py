@@ -1,12 +1,14 @@
 """The setups of benchmarks/lr_suggestion_quality.py: models, optimizers, batch sizes, data, budgets.
 
-Thirty setups that vary independently, written as a user would write them
+Forty setups that vary independently, written as a user would write them
 (plain Keras layers, two subclassed models, two of mnistlab's own builders).
 The first ten (`CHOOSE`) are where a default rule may be chosen; the next ten
 (`REPORT`) were held out when the curve rule `middle` was chosen (the split
 was fixed before any rule was scored), and together with the first were used
-to choose the `validated` default's search. The last ten (`NEXT`) were
+to choose the `validated` default's search. The third ten (`NEXT`) were
 recorded before that choice and used for none: they are its held-out report.
+The fourth ten (`FOURTH`) were recorded before a later screen of variants of
+the search (none was taken) and are used for no choice either.
 
 Every model takes raw 28x28 pixels in 0-255, as `mnistlab.data` loads them.
 """
@@ -68,11 +70,24 @@ SETUPS = [
     S("fashion-lenet-nesterov-128", "fashion_mnist", "lenet", "nesterov", 128, 4, 10000, "tensorflow"),
     S("mnist-gelu-dropout-adamax-2048", "mnist", "gelu_dropout", "adamax", 2048, 10, 50000),
     S("fashion-mnistlab-mlp-adamw-256", "fashion_mnist", "mnistlab_mlp", "adamw", 256, 3, 20000),
+    # a fourth set, recorded 2026-11-30 (second session) before any change to the default was
+    # tried, and used for no choice: ten more optimizer x batch x model x data x budget mixes
+    S("mnist-linear-rmsprop-256", "mnist", "linear", "rmsprop", 256, 3, 20000),
+    S("fashion-mlp4x256-nadam-1024", "fashion_mnist", "mlp4x256", "nadam", 1024, 8, 50000),
+    S("mnist-cnn-bn-dropout-momentum-128", "mnist", "cnn_bn_dropout", "momentum", 128, 2, 10000, "tensorflow"),
+    S("fashion-gelu2x256-lion-32", "fashion_mnist", "gelu2x256", "lion", 32, 1, 20000),
+    S("mnist-selu3x300-sgd-128", "mnist", "selu3x300", "sgd", 128, 4, 20000),
+    S("fashion-subclassed-bn-adamax-16", "fashion_mnist", "subclassed_bn_mlp", "adamax", 16, 1, 10000),
+    S("mnist-mlp128-adagrad-512", "mnist", "mlp128", "adagrad", 512, 6, 20000),
+    S("fashion-mnistlab-cnn-adam-128", "fashion_mnist", "mnistlab_cnn", "adam", 128, 2, 10000, "tensorflow"),
+    S("mnist-tanh2x256-adamw-2048", "mnist", "tanh2x256", "adamw", 2048, 10, 50000),
+    S("fashion-deep6x128-nesterov-64", "fashion_mnist", "deep6x128", "nesterov", 64, 3, 20000),
 ]
 BY_NAME = {s.name: s for s in SETUPS}
 CHOOSE = [s.name for s in SETUPS[:10]]
 REPORT = [s.name for s in SETUPS[10:20]]
-NEXT = [s.name for s in SETUPS[20:]]  # used for no choice: see the comment above
+NEXT = [s.name for s in SETUPS[20:30]]  # used for no choice: see the comment above
+FOURTH = [s.name for s in SETUPS[30:]]  # recorded before this session's tries; used for no choice
 
 # 8 rates half a decade apart per optimizer family, bracketing the usual optimum;
 # the benchmark adds rates past an edge when the best one lies on it.
