@@ -111,3 +111,22 @@ def test_seed_means_score_each_rate_by_its_mean_over_three_seeds():
     assert "| mnistlab validated | 1/1 | 1/1 (100%) | 0.20 |" in text  # 0.2 below the best mean: a hit
     assert "| mnistlab middle | 1/1 | 0/1 (0%) | 1.00 |" in text       # seed 0's winner is 1 point below on the mean
     assert "| fastai minimum | 0/1 | 0/1 (0%) | - | - |" in text      # no suggestion measured
+
+
+def test_the_setup_sets_partition_the_setups_and_names_say_what_each_is():
+    import lr_setups
+
+    sets = [lr_setups.CHOOSE, lr_setups.REPORT, lr_setups.NEXT, lr_setups.FOURTH]
+    names = [n for s in sets for n in s]
+    assert sorted(names) == sorted(s.name for s in lr_setups.SETUPS) and len(set(names)) == len(names)
+    assert all(len(s) == 10 for s in sets)
+    for s in lr_setups.SETUPS:  # the tables show only names: each must say its data, optimizer and batch
+        data, *_, optimizer, batch = s.name.split("-")
+        assert (data, optimizer, int(batch)) == ({"mnist": "mnist", "fashion_mnist": "fashion"}[s.data],
+                                                 s.optimizer, s.batch_size), s.name
+        assert s.model in lr_setups.MODELS and s.backend in ("jax", "tensorflow")
+        assert 1 <= s.epochs <= 10 and 16 <= s.batch_size <= 2048
+    for held_out in (lr_setups.NEXT, lr_setups.FOURTH):  # each held-out set varies on its own
+        spec = [lr_setups.BY_NAME[n] for n in held_out]
+        assert len({s.optimizer for s in spec}) >= 8 and {s.data for s in spec} == {"mnist", "fashion_mnist"}
+        assert min(s.batch_size for s in spec) <= 32 and max(s.batch_size for s in spec) >= 1024
