@@ -91,13 +91,19 @@ def main(argv=None) -> int:
         print(f"{n}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     out = [f"Command: `python benchmarks/lr_seed_means.py --sets {' '.join(args.sets)}` "
            f"({time.strftime('%Y-%m-%d')})", f"Machine: {machine()}"]
+    complete = []
     for set_name in args.sets:
         done = [n for n in SETS[set_name] if n in results and all(
             mean_accuracy(results[n], k) is not None for k in results[n]["grid"])]
         if len(done) < len(SETS[set_name]):
             out += ["", f"{set_name} set: {len(done)} of {len(SETS[set_name])} setups measured, not reported"]
             continue
+        complete.append(set_name)
         out += ["", f"### The {set_name} set ({len(done)} setups)", "", report(results, done, suggestions)]
+    if {"third", "fourth"} <= set(complete):  # the two sets held out from every choice, together
+        held_out = SETS["third"] + SETS["fourth"]
+        out += ["", f"### Both held-out sets, third and fourth ({len(held_out)} setups)", "",
+                report(results, held_out, suggestions)]
     text = "\n".join(out)
     print(text)
     REPORT_MD.write_text(text + "\n")
