@@ -87,7 +87,7 @@ BY_NAME = {s.name: s for s in SETUPS}
 CHOOSE = [s.name for s in SETUPS[:10]]
 REPORT = [s.name for s in SETUPS[10:20]]
 NEXT = [s.name for s in SETUPS[20:30]]  # used for no choice: see the comment above
-FOURTH = [s.name for s in SETUPS[30:]]  # recorded before this session's tries; used for no choice
+FOURTH = [s.name for s in SETUPS[30:]]  # recorded before a later screen of variants; used for no choice
 
 # 8 rates half a decade apart per optimizer family, bracketing the usual optimum;
 # the benchmark adds rates past an edge when the best one lies on it.
