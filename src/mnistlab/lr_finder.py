@@ -57,7 +57,7 @@ from mnistlab.steps import BatchStepper
 # and fast enough to run before every `--lr auto` training (benchmarks/lr_find_speed.py).
 DEFAULT_STEPS = 100
 # The rule `suggestion` reports: chosen by benchmarks/lr_suggestion_quality.py on 20 setups and
-# reported on 10 used for no choice (docs/lr-range-test.md): short trainings at the rates the
+# reported on 20 used for no choice (docs/lr-range-test.md): short trainings at the rates the
 # curve points to, kept by held-out loss (`mnistlab.lr_validation`).
 DEFAULT_RULE = "validated"
 # The default without held-out data (or with validate=False): the best curve-only rule there.

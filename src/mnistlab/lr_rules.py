@@ -14,23 +14,23 @@ The rules (`RULES`; `read_curve` applies them all). The default suggestion
 is not one of them: it checks the curve's rates by training
 (`mnistlab.lr_validation`, the `validated` rule). What each is good for, as
 measured by `benchmarks/lr_suggestion_quality.py` (hits: validation accuracy
-within 0.3 points of the best of 8 grid rates, on the third set of 10 setups,
-held out from every choice / on all 30; docs/lr-range-test.md):
+within 0.3 points of the best of 8 grid rates, on the 20 setups held out
+from every choice / on all 40; docs/lr-range-test.md):
 
 - `middle` (the default without held-out data): the geometric middle of the
   rates from the steepest descent up to half the lowest point,
   `sqrt(steepest * min / 2)`; `supported_range` returns that span. Rates in
-  it still learn fast and are not yet at the edge of divergence. 5/10 and
-  13/30 hits, mean gap 0.98 points over 30: the best curve-only rule.
+  it still learn fast and are not yet at the edge of divergence. 6/20 and
+  14/40 hits, mean gap 1.83 points over 40: the best curve-only rule.
 - `steepest`: where the lag-free loss falls fastest per decade of rate, on
-  the main descent. A cautious rate (3/10, 11/30).
+  the main descent. A cautious rate (5/20, 13/40).
 - `valley`: fastai's default, the rate two thirds down the longest stretch of
-  falling loss. Far too low on a curve without lag (0/10, 0/30).
+  falling loss. Far too low on a curve without lag (0/20, 0/40).
 - `min_div10`: a tenth of the rate at the lowest loss (fastai's `minimum`),
-  too low once the lowest point is read without lag (4/10, 6/30).
+  too low once the lowest point is read without lag (5/20, 7/40).
 - `half_shootup`: the exercise's rule: half the rate at which the loss shoots
   up (climbs back `SHOOTUP` of its fall after its lowest point, or the test
-  diverges), never past the lowest point (3/10, 7/30).
+  diverges), never past the lowest point (6/20, 10/40).
 - `min`: the rate at the lowest loss; an upper bound, not a training rate,
   and where the validated rule's probes start.
 """

@@ -20,8 +20,8 @@ The held-out data is `validation_data` when given (at most `HOLD_OUT`
 examples of it are used), else the last tenth of the training arrays (at
 most `HOLD_OUT` examples, the slice Keras' `validation_split` takes), which
 the probes then do not train on. These settings were fixed before the third
-set of setups of the benchmark was recorded, and measured on it
-(docs/lr-range-test.md).
+and fourth sets of setups of the benchmark were recorded, and measured on
+them (docs/lr-range-test.md).
 """
 
 from __future__ import annotations
