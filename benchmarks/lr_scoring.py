@@ -147,7 +147,7 @@ def detail(results: dict, names: list[str], suggestions: dict, rules: list[str])
 
 
 def cmd_score(args) -> int:
-    scored = lr_setups.CHOOSE + lr_setups.REPORT + lr_setups.NEXT + lr_setups.FOURTH
+    scored = [s.name for s in lr_setups.SETUPS]
     results = load_results(scored)
     missing = [name for name in scored if name not in results]
     if missing:
@@ -175,7 +175,7 @@ def cmd_score(args) -> int:
             ("Second set: held out when `middle` was chosen; with the first, where `validated`'s search "
              "was chosen", lr_setups.REPORT, True),
             ("First set: where the defaults were chosen", lr_setups.CHOOSE, True),
-            ("Both held-out sets (third and fourth)", lr_setups.NEXT + lr_setups.FOURTH, False),
+            ("Both held-out sets (third and fourth)", lr_setups.HELD_OUT, False),
             ("All four sets", scored, False)):
         names = [n for n in names if n in results]
         if not names:

@@ -101,9 +101,8 @@ def main(argv=None) -> int:
         complete.append(set_name)
         out += ["", f"### The {set_name} set ({len(done)} setups)", "", report(results, done, suggestions)]
     if {"third", "fourth"} <= set(complete):  # the two sets held out from every choice, together
-        held_out = SETS["third"] + SETS["fourth"]
-        out += ["", f"### Both held-out sets, third and fourth ({len(held_out)} setups)", "",
-                report(results, held_out, suggestions)]
+        out += ["", f"### Both held-out sets, third and fourth ({len(lr_setups.HELD_OUT)} setups)", "",
+                report(results, lr_setups.HELD_OUT, suggestions)]
     text = "\n".join(out)
     print(text)
     REPORT_MD.write_text(text + "\n")

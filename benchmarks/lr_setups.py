@@ -88,6 +88,7 @@ CHOOSE = [s.name for s in SETUPS[:10]]
 REPORT = [s.name for s in SETUPS[10:20]]
 NEXT = [s.name for s in SETUPS[20:30]]  # used for no choice: see the comment above
 FOURTH = [s.name for s in SETUPS[30:]]  # recorded before a later screen of variants; used for no choice
+HELD_OUT = NEXT + FOURTH  # the sets used for no choice: where the default is reported
 
 # 8 rates half a decade apart per optimizer family, bracketing the usual optimum;
 # the benchmark adds rates past an edge when the best one lies on it.
