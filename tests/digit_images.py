@@ -146,7 +146,6 @@ def dataset():
     """Real MNIST, loaded once per process."""
     if "dataset" not in _CACHE:
         from mnistlab import data
-
         _CACHE["dataset"] = data.load("mnist", data_dir=require_data_dir())
     return _CACHE["dataset"]
 
@@ -155,7 +154,7 @@ def trained_run(tmp_path_factory) -> Path:
     """A run folder with a small MLP trained on a real-MNIST subset (once per process)."""
     if "run" not in _CACHE:
         from mnistlab.config import make_config
-        from mnistlab.training import train
+        from mnistlab.training.train import train
 
         ds = dataset()
         run_dir = tmp_path_factory.mktemp("issue7") / "run"

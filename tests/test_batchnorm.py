@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from mnistlab.batchnorm import BatchNormalization
+from mnistlab.models.batchnorm import BatchNormalization
 
 
 def twin_models(shape):

@@ -1,11 +1,15 @@
 """The benchmark scripts keep working: each runs on tiny data or a few steps and prints its table.
 
+Each script runs as its README says, `python -m benchmarks.GROUP.SCRIPT` from the
+repository root; in-process checks import them as `benchmarks.GROUP.SCRIPT` too.
+
 No timing is asserted here (timings live in BENCHMARKS.md); these only check
 that the scripts run end to end and print the columns BENCHMARKS.md quotes.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -16,18 +20,21 @@ import pytest
 
 from conftest import cli_env
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # `benchmarks` is a package at the repository root
 BACKEND = keras.backend.backend()
 
 # The scripts start their own processes on the backends they measure, so one pass
 # (CI runs the suite once per backend) is enough.
-pytestmark = pytest.mark.skipif(BACKEND != "tensorflow", reason="benchmark scripts pick their own "
-                                "backends; checked in the TensorFlow pass")
+one_pass = pytest.mark.skipif(BACKEND != "tensorflow", reason="benchmark scripts pick their own "
+                              "backends; checked in the TensorFlow pass")
 
 
-def bench(script, *args, **env):
-    proc = subprocess.run([sys.executable, str(BENCH / script), *map(str, args)], capture_output=True,
-                          text=True, env=cli_env(**env), timeout=900, cwd=BENCH.parent)
+def bench(module, *args, **env):
+    """`python -m benchmarks.MODULE ARGS` from the repository root; its stdout."""
+    proc = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", *map(str, args)], capture_output=True,
+                          text=True, env=cli_env(**env), timeout=900, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
@@ -39,8 +46,9 @@ def table_rows(out, header_start):
 
 
 @pytest.mark.slow  # runs a benchmark script end to end: it trains models in its own processes
+@one_pass
 def test_time_to_accuracy(tiny_mnist_dir, tmp_path):
-    out = bench("time_to_accuracy.py", "--workloads", "mlp98", "cnn99", "cnn995", "gpu99", "lrtest", "--seeds", "0",
+    out = bench("speed.time_to_accuracy", "--workloads", "mlp98", "cnn99", "cnn995", "gpu99", "lrtest", "--seeds", "0",
                 "--max-epochs", "1",
                 "--data-dir", tiny_mnist_dir, "--out", tmp_path / "t.jsonl", MNISTLAB_SKIP_MD5=1)
     header = "| workload | config | backend | test acc per seed | goal met | mean train s | mean compile s |"
@@ -64,13 +72,11 @@ def test_time_to_accuracy(tiny_mnist_dir, tmp_path):
     assert validated["suggestion"] is None or (validated["probes"] >= 3 and validated["validation_s"] > 0), validated
 
 
+@one_pass
 def test_time_to_accuracy_goal_column_checks_accuracy_and_time(monkeypatch, tmp_path, capsys):
     """'goal met' is yes only when every seed reaches the bar within the time goal."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        import time_to_accuracy as tta
-    finally:
-        sys.path.remove(str(BENCH))
+    from benchmarks.speed import time_to_accuracy as tta
+
     fake = {("mlp", 0): (0.981, 4.0), ("mlp", 1): (0.982, 6.0),  # one seed over 5 s
             ("cnn", 0): (0.991, 10.0), ("cnn", 1): (0.989, 9.0)}  # one seed under 99%
 
@@ -97,28 +103,30 @@ def test_time_to_accuracy_goal_column_checks_accuracy_and_time(monkeypatch, tmp_
 
 
 @pytest.mark.slow  # runs a benchmark script end to end: it trains models in its own processes
+@one_pass
 def test_throughput_and_augmentation_and_determinism_tables():
-    out = bench("throughput.py", "--models", "mlp", "--presets", "default", "fast", "--steps", "3")
+    out = bench("speed.throughput", "--models", "mlp", "--presets", "default", "fast", "--steps", "3")
     assert "| mlp | default | jax | 128 | 1 |" in out and "share of limit" in out
     # timed as train() runs it: 15 steps per call. 1.8 MFLOP: 2 x 484 x 512 x 2 (the first layer
     # needs no input gradient) + 2 x (512 x 256 + 256 x 10) x 3; counting the first x 3 gave 2.3
     assert "| mlp | fast | jax | 256 | 15 | 1.8 |" in out, out
-    out = bench("throughput.py", "--models", "mlp", "--presets", "fast", "--steps", "3",
+    out = bench("speed.throughput", "--models", "mlp", "--presets", "fast", "--steps", "3",
                 "--options", '{"width": [1024, 256]}')
     assert '"width": [1024, 256]' in out and "| mlp | fast | jax | 256 | 15 | 3.6 |" in out, out
-    proc = subprocess.run([sys.executable, str(BENCH / "throughput.py"), "--options", "[1]"],
-                          capture_output=True, text=True, env=cli_env(), cwd=BENCH.parent)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.speed.throughput", "--options", "[1]"],
+                          capture_output=True, text=True, env=cli_env(), cwd=ROOT)
     assert proc.returncode == 2 and "must be a JSON object" in proc.stderr, proc.stderr
-    out = bench("augment_overhead.py", "--models", "mlp", "--steps", "3", "--repeats", "1")
+    out = bench("speed.augment_overhead", "--models", "mlp", "--steps", "3", "--repeats", "1")
     assert all(f"| {name} |" in out for name in ("none", "default", "default + elastic"))
-    out = bench("determinism_cost.py", "--models", "mlp", "--backends", BACKEND, "--steps", "3")
+    out = bench("speed.determinism_cost", "--models", "mlp", "--backends", BACKEND, "--steps", "3")
     rows = table_rows(out, "| model |")
     assert len(rows) == 2 and all(r.endswith("| yes |") for r in rows), rows  # same seed: bit-identical
 
 
 @pytest.mark.slow  # runs a benchmark script end to end: it trains models in its own processes
+@one_pass
 def test_lr_find_speed(tiny_mnist_dir):
-    out = bench("lr_find_speed.py", "--data-dir", tiny_mnist_dir, "--backend", BACKEND, "--steps", "10",
+    out = bench("speed.lr_find_speed", "--data-dir", tiny_mnist_dir, "--backend", BACKEND, "--steps", "10",
                 "--repeats", "1", "--train", "500", MNISTLAB_SKIP_MD5=1)
     rows = table_rows(out, "| model |")
     assert len(rows) == 1, out
@@ -130,16 +138,18 @@ def test_lr_find_speed(tiny_mnist_dir):
 
 
 @pytest.mark.slow  # runs a benchmark script end to end: it trains models in its own processes
+@one_pass
 def test_batchnorm_speed():
-    out = bench("batchnorm_speed.py", "--presets", "fast", "--steps", "3", "--repeats", "1")
+    out = bench("speed.batchnorm_speed", "--presets", "fast", "--steps", "3", "--repeats", "1")
     rows = table_rows(out, "| preset |")
     assert [r.split("|")[2].strip() for r in rows] == ["keras", "mnistlab (fused)"]
     assert rows[1].rstrip(" |").endswith("x")  # the speed-up column
 
 
 @pytest.mark.slow  # runs a benchmark script end to end: it trains models in its own processes
+@one_pass
 def test_callback_overhead(tiny_mnist_dir):
-    out = bench("callback_overhead.py", "--backend", "jax", "--repeats", "1", "--max-epochs", "1",
+    out = bench("speed.callback_overhead", "--backend", "jax", "--repeats", "1", "--max-epochs", "1",
                 "--data-dir", tiny_mnist_dir, MNISTLAB_SKIP_MD5=1)
     rows = table_rows(out, "| callbacks |")
     assert [r.split("|")[1].strip() for r in rows] == ["Keras' TensorBoard + TerminateOnNaN",
@@ -149,37 +159,40 @@ def test_callback_overhead(tiny_mnist_dir):
 
 
 @pytest.mark.slow  # runs a benchmark script end to end: it trains models in its own processes
+@one_pass
 def test_preset_grid(tiny_mnist_dir, tmp_path):
-    out = bench("preset_grid.py", "--model", "mlp", "--preset", "fast", "--backend", "jax", "--seeds", "0",
+    out = bench("speed.preset_grid", "--model", "mlp", "--preset", "fast", "--backend", "jax", "--seeds", "0",
                 "--variants", "{}", '{"model_options": {"width": 32}}', "--max-epochs", "1", "--bar", "0.98",
                 "--data-dir", tiny_mnist_dir, "--out", tmp_path / "g.jsonl", MNISTLAB_SKIP_MD5=1)
     rows = table_rows(out, "| variant |")
     assert [r.split("|")[1].strip() for r in rows] == ["`{}`", '`{"model_options": {"width": 32}}`'], rows
     saved = [json.loads(line) for line in (tmp_path / "g.jsonl").read_text().splitlines()]
     assert [r.get("model_options") for r in saved] == [None, {"width": 32}]
-    proc = subprocess.run([sys.executable, str(BENCH / "preset_grid.py"), "--backend", "jax", "--variants", "{epochs: 2}"],
-                          capture_output=True, text=True, env=cli_env(), cwd=BENCH.parent)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.speed.preset_grid", "--backend", "jax",
+                           "--variants", "{epochs: 2}"], capture_output=True, text=True, env=cli_env(), cwd=ROOT)
     assert proc.returncode == 2 and "is not JSON" in proc.stderr
 
 
 @pytest.mark.slow  # runs a benchmark script end to end: it trains models in its own processes
+@one_pass
 def test_step_costs(tiny_mnist_dir):
-    out = bench("step_costs.py", "--batch-sizes", "64", "--filters", "4", "8",
+    out = bench("speed.step_costs", "--batch-sizes", "64", "--filters", "4", "8",
                 KERAS_BACKEND="jax", MNISTLAB_DATA_DIR=tiny_mnist_dir, MNISTLAB_SKIP_MD5=1)
     rows = table_rows(out, "| batch |")
     assert [r.split("|")[3].strip() for r in rows] == [
         "fit, batches on device", "fit, batches from host", "fit, one batch", "gather only",
         "raw jit loop, dispatch", "raw jit loop, total", "raw jit loop, synced each step",
         "scan of 15 steps"], rows
-    out = bench("step_costs.py", "--model", "mlp", "--preset", "fast", "--batch-sizes", "32",
+    out = bench("speed.step_costs", "--model", "mlp", "--preset", "fast", "--batch-sizes", "32",
                 KERAS_BACKEND="jax", MNISTLAB_DATA_DIR=tiny_mnist_dir, MNISTLAB_SKIP_MD5=1)
     assert "--model mlp --preset fast" in out and "| 32 | 15 | scan of 15 steps |" in out, out
 
 
 @pytest.mark.slow  # runs a benchmark script end to end: it trains models in its own processes
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+@one_pass
 def test_layer_costs(backend):
-    out = bench("layer_costs.py", "--backend", backend, "--batch-size", "8", "--seconds", "0.01",
+    out = bench("speed.layer_costs", "--backend", backend, "--batch-size", "8", "--seconds", "0.01",
                 "--options", '{"filters": [4, 8], "downsample": ["stride", "early-pool"], "crop": 1}')
     rows = table_rows(out, "| layer |")
     names = [r.split("|")[1].strip() for r in rows]
@@ -201,19 +214,18 @@ def test_layer_costs(backend):
 
 
 @pytest.mark.slow  # runs a benchmark script end to end: it trains models in its own processes
+@one_pass
 def test_layer_costs_of_the_mlp():
-    out = bench("layer_costs.py", "--model", "mlp", "--backend", "jax", "--batch-size", "8", "--seconds", "0.01")
+    out = bench("speed.layer_costs", "--model", "mlp", "--backend", "jax", "--batch-size", "8", "--seconds", "0.01")
     names = [r.split("|")[1].strip() for r in table_rows(out, "| layer |")]
     assert names[names.index("dense_0"):] == ["dense_0", "bn_0", "act_0", "dense_1", "bn_1", "act_1",
                                                "probabilities", "**sum**"], names
 
 
+@one_pass
 def test_train_flops_skips_the_first_layers_input_gradient():
-    sys.path.insert(0, str(BENCH))
-    try:
-        from _flops import train_flops
-    finally:
-        sys.path.remove(str(BENCH))
+    from benchmarks.common.flops import train_flops
+
     mlp = keras.Sequential([keras.Input((784,)), keras.layers.Rescaling(1 / 255), keras.layers.Dense(8),
                             keras.layers.BatchNormalization(), keras.layers.Dense(10)])
     assert train_flops(mlp) == 2 * 784 * 8 * 2 + 2 * 8 * 10 * 3
@@ -223,6 +235,7 @@ def test_train_flops_skips_the_first_layers_input_gradient():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's prctl")
+@one_pass
 def test_a_killed_benchmark_leaves_no_child_running(tmp_path):
     """A child of an interrupted benchmark must not go on training on the cores."""
     import os
@@ -231,9 +244,9 @@ def test_a_killed_benchmark_leaves_no_child_running(tmp_path):
 
     pid_file = tmp_path / "child.pid"
     parent = subprocess.Popen([sys.executable, "-c", (
-        "import sys; sys.path.insert(0, sys.argv[1]); from _child import run_child\n"
+        "import sys; sys.path.insert(0, sys.argv[1]); from benchmarks.common.fresh_process import run_child\n"
         "run_child('import os, sys, time\\nopen(sys.argv[1], \"w\").write(str(os.getpid()))\\ntime.sleep(60)',"
-        " [sys.argv[2]], 'jax', 'sleeper', as_mnistlab=False)"), str(BENCH), str(pid_file)])
+        " [sys.argv[2]], 'jax', 'sleeper', as_mnistlab=False)"), str(ROOT), str(pid_file)])
     try:
         deadline = time.monotonic() + 30
         while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
@@ -259,11 +272,49 @@ def test_a_killed_benchmark_leaves_no_child_running(tmp_path):
 
 
 @pytest.mark.slow  # runs a benchmark script end to end: a search with a chief and a worker process
+@one_pass
 def test_tune_search(tiny_mnist_dir, tmp_path):
-    dry = bench("tune_search.py", "--dry-run", "--out", tmp_path)
+    dry = bench("tuning.search", "--dry-run", "--out", tmp_path)
     assert dry.count("(dry run)") == 6  # fashion, mnist, lr x2, throughput x2
-    out = bench("tune_search.py", "--parts", "mnist", "--data-dir", tiny_mnist_dir, "--backend", "jax",
+    out = bench("tuning.search", "--parts", "mnist", "--data-dir", tiny_mnist_dir, "--backend", "jax",
                 "--tuner", "random", "--trials", "2", "--epochs", "1", "--train-limit", "100", "--out", tmp_path,
                 MNISTLAB_SKIP_MD5=1)
     (row,) = table_rows(out, "| search |")
     assert row.startswith("| random, mlp | 2 |") and "mnistlab train" in row, out
+
+
+def benchmark_imports(path: Path) -> set[str]:
+    """The modules under `benchmarks` that `path` imports (also inside functions), as dotted names."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found |= {f"{node.module}.{a.name}" if (ROOT / node.module.replace(".", "/") / f"{a.name}.py").exists()
+                      else node.module for a in node.names}
+    return {m for m in found if m.split(".")[0] == "benchmarks"}
+
+
+def test_benchmarks_import_each_other_by_full_name_and_in_no_circle():
+    """Every script is a module of a group package, imported as `benchmarks.GROUP.NAME`: a bare
+    sibling import (`import lr_setups`) would work from one folder only, and a circle (scoring
+    importing suggestion_quality importing scoring) ties two scripts into one."""
+    modules = {".".join(f.relative_to(ROOT).with_suffix("").parts): f for f in (ROOT / "benchmarks").rglob("*.py")
+               if f.name != "__init__.py"}
+    for f in modules.values():
+        assert (f.parent / "__init__.py").exists(), f"{f.parent} is not a package"
+    siblings = {name.rsplit(".", 1)[1] for name in modules} | {"_child", "_flops"}
+    graph = {}
+    for name, f in modules.items():
+        tree = ast.parse(f.read_text(), str(f))
+        bare = [a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names
+                if a.name in siblings] + [node.module for node in ast.walk(tree)
+                                          if isinstance(node, ast.ImportFrom) and node.module in siblings]
+        assert not bare, f"{name} imports {bare} by bare name: write benchmarks.GROUP.NAME"
+        graph[name] = {m for m in benchmark_imports(f) if m in modules}
+
+    def reaches(start, target, seen=()):
+        return any(m == target or (m not in seen and reaches(m, target, (*seen, m))) for m in graph[start])
+
+    circles = [name for name in graph if reaches(name, name)]
+    assert not circles, f"import circles through {circles}: move what both need into a module of its own"

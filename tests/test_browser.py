@@ -237,7 +237,7 @@ def test_uploading_a_picture(server, driver, tmp_path):
 
 
 def test_report_renders_with_its_images(run_dir, driver, tmp_path):
-    from mnistlab.evaluation import REPORT, evaluate_run
+    from mnistlab.evaluation.evaluate import REPORT, evaluate_run
 
     if not (run_dir / REPORT).exists():
         evaluate_run(run_dir, dataset=digit_images.dataset())

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 import mnistlab
-from mnistlab.callbacks import EpochTensorBoard, TerminateOnNaN
-from mnistlab.checkpoints import RunCheckpoint
+from mnistlab.training.callbacks import EpochTensorBoard, TerminateOnNaN
+from mnistlab.training.checkpoints import RunCheckpoint
 from mnistlab.config import make_config
 from mnistlab.errors import MnistlabError
-from mnistlab.training import make_callbacks
+from mnistlab.training.train import make_callbacks
 
 
 def tiny_model():
@@ -226,7 +226,7 @@ def test_without_validation_it_warns_once_and_keeps_last_and_state(tmp_path):
     assert "validation_data" in str(ours[0].message)
     assert not (tmp_path / "best.keras").exists() and cb.best is None
     assert (tmp_path / "last.keras").is_file() and (tmp_path / "state.npz").is_file()
-    from mnistlab.checkpoints import ResumeState
+    from mnistlab.training.checkpoints import ResumeState
 
     assert ResumeState(tmp_path / "state.npz").meta["epoch"] == 2  # every epoch checkpointed, the last one too
     cb, hist = fit_checkpoint(tmp_path / "loss", epochs=2, validation=False, monitor="loss")  # nothing to warn
@@ -234,7 +234,7 @@ def test_without_validation_it_warns_once_and_keeps_last_and_state(tmp_path):
 
 
 def test_write_errors_name_the_real_problem(tmp_path):
-    from mnistlab.checkpoints import _cause
+    from mnistlab.training.checkpoints import _cause
 
     (tmp_path / "file").write_text("x")
     with pytest.raises(MnistlabError, match="cannot create the checkpoint folder .*file/ck") as e:

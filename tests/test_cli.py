@@ -61,7 +61,7 @@ def test_batch_larger_than_the_training_set_exits_2(tiny_mnist_dir, tmp_path):
 def test_gpu_preset_defaults_to_jax():
     from argparse import Namespace
 
-    from mnistlab.commands import train as cmd
+    from mnistlab.cli import train as cmd
 
     assert cmd.default_backend(Namespace(resume=None, model="cnn", preset="gpu")) == "jax"
     assert cmd.default_backend(Namespace(resume=None, model="cnn", preset="fast")) == "tensorflow"
@@ -77,8 +77,8 @@ def test_gpu_preset_defaults_to_jax():
     (["--filters", "8"], ["stride"]),
 ])
 def test_downsample_flag(flags, expected):
-    from mnistlab.cli import build_parser
-    from mnistlab.commands.train import config_from_args
+    from mnistlab.cli.main import build_parser
+    from mnistlab.cli.train import config_from_args
 
     args = build_parser().parse_args(["train", "--model", "cnn", "--preset", "fast", *flags])
     assert config_from_args(args).model_options["downsample"] == expected
@@ -86,8 +86,8 @@ def test_downsample_flag(flags, expected):
 
 def test_downsample_list_of_the_wrong_length_is_refused():
     """Given by the user, a per-block list must match the blocks: no guessing."""
-    from mnistlab.cli import build_parser
-    from mnistlab.commands.train import config_from_args
+    from mnistlab.cli.main import build_parser
+    from mnistlab.cli.train import config_from_args
     from mnistlab.errors import MnistlabError
     from mnistlab.models import build_model
 
@@ -99,8 +99,8 @@ def test_downsample_list_of_the_wrong_length_is_refused():
 
 
 def test_crop_flag_is_a_model_option():
-    from mnistlab.cli import build_parser
-    from mnistlab.commands.train import config_from_args
+    from mnistlab.cli.main import build_parser
+    from mnistlab.cli.train import config_from_args
 
     args = build_parser().parse_args(["train", "--model", "mlp", "--crop", "2"])
     config = config_from_args(args)
@@ -181,7 +181,7 @@ def test_a_jax_run_does_not_import_tensorflow(tiny_mnist_dir, tmp_path):
     # TensorFlow costs seconds to import on a 2-core laptop; a JAX run has no use for it
     # (TensorBoard logs are written by mnistlab.summaries).
     run = tmp_path / "run"
-    script = ("import sys\nfrom mnistlab.cli import main\n"
+    script = ("import sys\nfrom mnistlab.cli.main import main\n"
               "codes = [main(a) for a in (sys.argv[1:sys.argv.index('--')], sys.argv[sys.argv.index('--') + 1:])]\n"
               "print('codes', codes, 'tensorflow imported:', 'tensorflow' in sys.modules)\n")
     train = ["train", "--model", "mlp", "--epochs", "1", "--width", "32", "--depth", "1", "--lr", "auto",

@@ -22,7 +22,7 @@ if keras.backend.backend() == "jax":
         lambda event, *a, **k: hits.append(event) if event == "/jax/compilation_cache/cache_hits" else None)
 path = None
 if route == "enable":  # JAX already imported: through jax.config
-    from mnistlab.compile_cache import enable_compile_cache
+    from mnistlab.training.compile_cache import enable_compile_cache
     path = enable_compile_cache()
 elif route == "configure" and keras.backend.backend() == "jax":
     path = jax.config.jax_compilation_cache_dir

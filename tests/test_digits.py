@@ -1,4 +1,4 @@
-"""mnistlab.digits: a person's picture made into MNIST form, and `mnistlab predict`.
+"""mnistlab.serving.digits: a person's picture made into MNIST form, and `mnistlab predict`.
 
 The preprocessing tests need no model. The prediction tests use a small MLP
 trained on real MNIST (see digit_images.py) and pictures drawn here: digits
@@ -20,7 +20,7 @@ from PIL import Image
 
 from digit_images import (BOLD, font_digit, pen_digit, require_data_dir, save, trained_model,
                           trained_run)
-from mnistlab import digits
+from mnistlab.serving import digits
 from mnistlab.errors import MnistlabError
 
 
@@ -325,7 +325,7 @@ def test_cli_predict_json_in_a_subprocess(run_dir, model, tmp_path):
 
 
 def test_cli_predict_text(run_dir, tmp_path, capsys):
-    from mnistlab.cli import main
+    from mnistlab.cli.main import main
 
     path = save(pen_digit(0), tmp_path / "zero.png")
     assert main(["predict", str(run_dir), str(path)]) == 0

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from mnistlab import data
-from mnistlab.download import download_dataset
+from mnistlab.data.download import download_dataset
 from mnistlab.errors import MnistlabError
 
 from conftest import cli_env, write_idx_folder
@@ -37,7 +37,7 @@ def http_root(tmp_path):
 def tiny_spec(folder):
     """A DatasetSpec whose canonical MD5s are those of the synthetic files in `folder`."""
     md5 = {}
-    for role, (stem, _) in data._ROLES.items():
+    for role, (stem, _) in data.ROLES.items():
         md5[role] = hashlib.md5(data.read_file_bytes(folder / (stem + ".gz"))).hexdigest()
     return data.DatasetSpec(name="tiny", md5=md5, mirrors=(), counts={"train": 40, "test": 10})
 
@@ -87,7 +87,7 @@ def test_truncated_body_rejected(http_root, tmp_path):
 
 
 def test_unreachable_mirror_reports_every_attempt(tmp_path):
-    spec = data.DatasetSpec(name="tiny", md5=dict.fromkeys(data._ROLES, "0" * 32), mirrors=())
+    spec = data.DatasetSpec(name="tiny", md5=dict.fromkeys(data.ROLES, "0" * 32), mirrors=())
     with pytest.raises(MnistlabError) as e:
         download_dataset(spec, tmp_path / "c", mirrors=["http://127.0.0.1:9/a/", "http://127.0.0.1:9/b/"],
                          timeout=2)

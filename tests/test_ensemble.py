@@ -13,9 +13,9 @@ import pytest
 from conftest import cli_env
 from mnistlab import data
 from mnistlab.config import make_config
-from mnistlab.ensemble import average_probabilities, evaluate_ensemble
+from mnistlab.evaluation.ensemble import average_probabilities, evaluate_ensemble
 from mnistlab.errors import MnistlabError
-from mnistlab.training import train
+from mnistlab.training.train import train
 
 
 def test_average_probabilities_is_the_elementwise_mean():
@@ -43,7 +43,7 @@ def two_runs(tiny_mnist_dir, tmp_path_factory):
 def test_ensemble_accuracy_is_that_of_the_mean_probabilities(two_runs):
     tiny, dirs = two_runs
     result = evaluate_ensemble(dirs, dataset=tiny)
-    from mnistlab.evaluation import load_best_model
+    from mnistlab.evaluation.evaluate import load_best_model
 
     x = tiny.x_test.astype("float32")
     probs = [np.asarray(load_best_model(d).predict(x, verbose=0)) for d in dirs]

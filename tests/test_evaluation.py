@@ -1,4 +1,4 @@
-"""mnistlab.evaluation and `mnistlab evaluate`: metrics, figures, TensorBoard images, report.html."""
+"""mnistlab.evaluation.evaluate and `mnistlab evaluate`: metrics, figures, TensorBoard images, report.html."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import pytest
 from PIL import Image
 
 import digit_images
-from mnistlab import evaluation, runs
+from mnistlab import runs
+from mnistlab.evaluation import evaluate as evaluation
 from mnistlab.errors import MnistlabError
 
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -89,7 +90,7 @@ def evaluated(tmp_path_factory):
     """The trained run, with a stand-in LR plot, evaluated through the CLI in this process."""
     run_dir = digit_images.trained_run(tmp_path_factory)
     shutil.copy(run_dir / runs.CURVES, run_dir / evaluation.LR_FIND)  # any PNG will do as lr_find.png
-    from mnistlab.cli import main
+    from mnistlab.cli.main import main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

@@ -1,4 +1,4 @@
-"""The anchor rules of benchmarks/lr_anchors.py (other libraries' suggestions) and the quality
+"""The anchor rules of benchmarks/lr_quality/anchors.py (other libraries' suggestions) and the quality
 benchmark's reading of a recorded curve: each anchor applies its own smoothing, stop and skips."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import lr_anchors  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` is a package at the repository root
+from benchmarks.lr_quality import anchors as lr_anchors  # noqa: E402
 
-from mnistlab.lr_rules import valley_index  # noqa: E402
+from mnistlab.lr_range.rules import valley_index  # noqa: E402
 
 LRS = np.logspace(-6, 1, 100)
 T = np.log10(LRS)
@@ -67,7 +67,7 @@ def fake_setup(best_acc, seeds, jitter, others):
 
 
 def test_noise_floor_counts_reruns_of_the_best_rate_within_the_hit():
-    import lr_noise_floor
+    from benchmarks.lr_quality import noise_floor as lr_noise_floor
 
     results = {"a": fake_setup(0.90, [0.899, 0.895, 0.905], [0.898, 0.880], {"0.01": 0.5}),
                "b": fake_setup(0.80, [0.70, 0.81, 0.7975], [0.80, 0.79], {"0.01": 0.6})}
@@ -79,7 +79,7 @@ def test_noise_floor_counts_reruns_of_the_best_rate_within_the_hit():
 
 
 def test_as_good_as_a_rerun_uses_the_best_rates_worst_seed():
-    import lr_scoring
+    from benchmarks.lr_quality import scoring as lr_scoring
 
     r = fake_setup(0.90, [0.88, 0.89, 0.91], [0.9, 0.9], {"0.01": 0.885, "0.1": 0.87})
     assert lr_scoring.seed_floor(r) == 0.88
@@ -92,7 +92,7 @@ def test_as_good_as_a_rerun_uses_the_best_rates_worst_seed():
 
 
 def test_seed_means_score_each_rate_by_its_mean_over_three_seeds():
-    import lr_seed_means
+    from benchmarks.lr_quality import seed_means as lr_seed_means
 
     def runs(*accs):  # seed 0 (the recorded run), then seeds 1 and 2
         return {"0": {"val_accuracy": accs[0]}}, {"1": {"val_accuracy": accs[1]}, "2": {"val_accuracy": accs[2]}}
@@ -114,7 +114,7 @@ def test_seed_means_score_each_rate_by_its_mean_over_three_seeds():
 
 
 def test_the_setup_sets_partition_the_setups_and_names_say_what_each_is():
-    import lr_setups
+    from benchmarks.lr_quality import setups as lr_setups
 
     sets = [lr_setups.CHOOSE, lr_setups.REPORT, lr_setups.NEXT, lr_setups.FOURTH]
     names = [n for s in sets for n in s]

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from mnistlab import LRFinder
-
 X = np.random.default_rng(0).normal(size=(512, 8)).astype("float32")
 Y = np.argmax(X[:, :3], axis=1).astype("int32")
 

@@ -18,8 +18,8 @@ import pytest
 from conftest import cli_env
 
 from mnistlab.errors import MnistlabError
-from mnistlab.lr_finder import ALL_RULES, CURVE_RULE, DEFAULT_RULE, LRRangeResult, lr_range_test
-from mnistlab.lr_rules import diverged, smooth, valley_index
+from mnistlab.lr_range.finder import ALL_RULES, CURVE_RULE, DEFAULT_RULE, LRRangeResult, lr_range_test
+from mnistlab.lr_range.rules import diverged, smooth, valley_index
 
 D = 8
 
@@ -352,7 +352,7 @@ def test_cli_lr_find(tiny_mnist_dir, tmp_path):
 
 
 def test_cli_lr_find_refuses_bad_settings(tmp_path, capsys):
-    from mnistlab.cli import main
+    from mnistlab.cli.main import main
 
     code = main(["lr-find", "--max-lr", "-1", "--run-dir", str(tmp_path / "x"),
                  "--backend", keras.backend.backend()])

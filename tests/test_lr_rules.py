@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnistlab import lr_rules
-from mnistlab.lr_rules import diverged, read_curve, smooth
+from mnistlab.lr_range import rules as lr_rules
+from mnistlab.lr_range.rules import diverged, read_curve, smooth
 
 LRS = np.logspace(-6, 1, 100)
 T = np.log10(LRS)

@@ -1,4 +1,4 @@
-"""The validated suggestion (`mnistlab.lr_validation`): its search on known held-out losses, and
+"""The validated suggestion (`mnistlab.lr_range.validation`): its search on known held-out losses, and
 `lr_range_test` running it: what the probes train and are scored on, when it falls back, the restore."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from mnistlab.errors import MnistlabError
-from mnistlab.lr_finder import CURVE_RULE, DEFAULT_RULE, lr_range_test
-from mnistlab.lr_validation import PROBE_STEPS, SHRINK, lattice_rate, search
+from mnistlab.lr_range.finder import CURVE_RULE, DEFAULT_RULE, lr_range_test
+from mnistlab.lr_range.validation import PROBE_STEPS, SHRINK, lattice_rate, search
 
 
 def bowl(best_k, blow_up_k=None):
@@ -146,10 +146,10 @@ def test_bad_validation_data_is_refused_with_what_to_pass():
 
 
 def test_the_benchmark_scores_exactly_what_the_library_suggests():
-    """benchmarks/lr_scoring.py re-runs the library's search on recorded probes: fed the library's
+    """benchmarks/lr_quality/scoring.py re-runs the library's search on recorded probes: fed the library's
     own curve and probes, it must land on the library's rate."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import lr_scoring
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` is a package at the repository root
+    from benchmarks.lr_quality import scoring as lr_scoring
 
     x, y = data()
     result = lr_range_test(model(), x, y, batch_size=64, verbose=0)

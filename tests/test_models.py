@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mnistlab import data
-from mnistlab.augment import RandomAffine
+from mnistlab.models.augment import RandomAffine
 from mnistlab.errors import MnistlabError
 from mnistlab.models import build_cnn, build_mlp, build_model
 

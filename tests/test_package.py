@@ -49,10 +49,10 @@ import json, os, sys
 before = dict(os.environ)
 import matplotlib
 backend = matplotlib.get_backend()
-import mnistlab, mnistlab.plots
+import mnistlab, mnistlab.training.plots
 import matplotlib.pyplot as plt
-fig = mnistlab.plots.plot_learning_curves({{"loss": [1.0, 0.5], "accuracy": [0.5, 0.8]}})
-mnistlab.plots.save_figure(fig, {str(tmp_path / "c.png")!r})
+fig = mnistlab.training.plots.plot_learning_curves({{"loss": [1.0, 0.5], "accuracy": [0.5, 0.8]}})
+mnistlab.training.plots.save_figure(fig, {str(tmp_path / "c.png")!r})
 print(json.dumps({{"env": sorted(set(os.environ.items()) ^ set(before.items())), "backend_same":
       matplotlib.get_backend() == backend, "pyplot_figures": plt.get_fignums(),
       "figure_class": type(fig).__name__, "tf": "tensorflow" in sys.modules}}))
@@ -97,7 +97,7 @@ def test_configure_turns_on_tensorflow_onednn_kernels():
 def test_the_cli_turns_them_on_before_tensorflow_loads():
     # `mnistlab lr-find --max-lr -1` fails on its settings, after the CLI's set-up and Keras' import
     setup = ("import os; os.environ['KERAS_BACKEND'] = 'tensorflow'\n"
-             "from mnistlab.cli import main\n"
+             "from mnistlab.cli.main import main\n"
              "assert main(['lr-find', '--max-lr', '-1', '--backend', 'tensorflow']) == 2\n")
     assert _onednn_probe(setup) == ["1", True]
 

@@ -17,7 +17,7 @@ from conftest import cli_env
 from mnistlab import data
 from mnistlab.config import make_config
 from mnistlab.errors import MnistlabError
-from mnistlab.training import train
+from mnistlab.training.train import train
 
 SMALL = {"depth": 2, "width": 32}
 
@@ -60,7 +60,7 @@ def test_resume_in_process_is_bit_identical(tiny, tmp_path, monkeypatch, steps_p
     run_config = functools.partial(config, steps_per_execution=steps_per_execution)
     full = train(run_config(), tmp_path / "full", dataset=tiny, verbose=0)
     # interrupt a second run after epoch 3 by wrapping make_callbacks
-    import mnistlab.training as tr
+    import mnistlab.training.train as tr
 
     real = tr.make_callbacks
     monkeypatch.setattr(tr, "make_callbacks", lambda *a, **k: [*real(*a, **k), StopAfter(3)])
@@ -93,7 +93,7 @@ def test_validation_every_other_epoch_checkpoints_those_and_resumes_exactly(tiny
     val = np.array(full.history["val_accuracy"])
     assert np.isnan(val[[0, 2]]).all() and np.isfinite(val[[1, 3, 4]]).all(), val
     assert full.metrics["best_epoch"] in (2, 4, 5) and len(full.history["loss"]) == 5
-    import mnistlab.training as tr
+    import mnistlab.training.train as tr
 
     real = tr.make_callbacks
     monkeypatch.setattr(tr, "make_callbacks", lambda *a, **k: [*real(*a, **k), StopAfter(3)])
@@ -130,7 +130,7 @@ def test_resume_refuses_changes_and_corruption(tiny, tmp_path):
 
 
 def test_divergence_keeps_the_last_good_checkpoint(tiny, tmp_path):
-    import mnistlab.training as tr
+    import mnistlab.training.train as tr
 
     run = tmp_path / "div"
     cfg = config(epochs=4, lr=1e-3, optimizer="sgd")
@@ -156,7 +156,7 @@ def test_divergence_keeps_the_last_good_checkpoint(tiny, tmp_path):
 
 
 def test_full_disk_keeps_the_previous_checkpoint_and_resumes(tiny, tmp_path, monkeypatch):
-    import mnistlab.checkpoints as ck
+    import mnistlab.training.checkpoints as ck
 
     real_savez, calls = ck.np.savez, []
 
@@ -179,10 +179,10 @@ def test_full_disk_keeps_the_previous_checkpoint_and_resumes(tiny, tmp_path, mon
 
 
 # ------------------------------------------------------------ SIGKILL, for real
-# The kill-and-resume machinery is benchmarks/fault_resume.py's (which repeats it 10 times).
+# The kill-and-resume machinery is benchmarks/reliability/fault_resume.py's (which repeats it 10 times).
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import fault_resume  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` is a package at the repository root
+from benchmarks.reliability import fault_resume  # noqa: E402
 
 
 @pytest.mark.slow  # ten training processes, SIGKILLed and resumed: a minute or two on 2 cores
@@ -205,11 +205,11 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tiny_mnist_dir, 
 def test_cli_resume_errors_exit_2(tiny_mnist_dir, tmp_path, monkeypatch, capsys):
     # in-process (the command line's main): each error comes before any training, so five
     # fresh processes were 20 s of start-up for nothing
-    import mnistlab.environment
-    from mnistlab.cli import main
+    import mnistlab.training.environment
+    from mnistlab.cli.main import main
 
     monkeypatch.setenv("MNISTLAB_SKIP_MD5", "1")
-    monkeypatch.setattr(mnistlab.environment, "configure", lambda **kw: {})  # the test process's env stays
+    monkeypatch.setattr(mnistlab.training.environment, "configure", lambda **kw: {})  # the test process's env stays
     run = tmp_path / "run"
     train = [a for a in fault_resume.train_args(run, tiny_mnist_dir, 1) if a != "--deterministic"]
     assert main(train) == 0, capsys.readouterr().err

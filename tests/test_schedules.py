@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from mnistlab.schedules import OneCycle
+from mnistlab.models.schedules import OneCycle
 
 
 def traced(fn):
@@ -64,7 +64,7 @@ def rates(schedule, steps):
 
 
 def fake_result(suggestion):
-    from mnistlab.lr_finder import LRRangeResult
+    from mnistlab.lr_range.finder import LRRangeResult
 
     return LRRangeResult(lrs=np.array([1e-3, 1e-2]), losses=np.array([1.0, 0.5]), smoothed=np.array([1.0, 0.5]),
                          suggestions={"steepest": suggestion}, reasons={} if suggestion else {"steepest": "flat: x"},
@@ -73,7 +73,7 @@ def fake_result(suggestion):
 
 @pytest.mark.parametrize("kind,formula", [("onecycle", onecycle_formula), ("cosine", cosine_formula)])
 def test_schedule_from_the_suggestion_peaks_at_it(kind, formula):
-    from mnistlab.schedules import peak_schedule
+    from mnistlab.models.schedules import peak_schedule
 
     steps = [0, 1, 10, 24, 25, 26, 50, 99, 100, 150]
     schedule = fake_result(3e-3).schedule(kind, total_steps=100)
@@ -86,7 +86,7 @@ def test_schedule_from_the_suggestion_peaks_at_it(kind, formula):
 
 def test_schedule_options_and_errors():
     from mnistlab.errors import MnistlabError
-    from mnistlab.schedules import peak_schedule
+    from mnistlab.models.schedules import peak_schedule
 
     short = peak_schedule("onecycle", 1e-2, 40, warmup=0.5, div_factor=10.0, final_div=100.0)
     np.testing.assert_allclose(rates(short, [0, 10, 20, 40]),

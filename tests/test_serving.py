@@ -1,4 +1,4 @@
-"""mnistlab.serving through Flask's test client, and once over real HTTP with concurrent requests."""
+"""mnistlab.serving.server through Flask's test client, and once over real HTTP with concurrent requests."""
 
 from __future__ import annotations
 
@@ -16,9 +16,8 @@ from PIL import Image
 
 import digit_images
 from digit_images import font_digit, pen_digit
-from mnistlab import digits, serving
-
-
+from mnistlab.serving import digits
+from mnistlab.serving import server as serving
 def png(image, fmt="PNG", **kwargs) -> bytes:
     buf = io.BytesIO()
     (image.convert("RGB") if fmt == "JPEG" else image).save(buf, fmt, **kwargs)

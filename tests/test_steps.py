@@ -1,4 +1,4 @@
-"""mnistlab.steps: one batch at a time, as train_on_batch would, only faster on JAX."""
+"""mnistlab.models.steps: one batch at a time, as train_on_batch would, only faster on JAX."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from mnistlab.steps import BatchStepper
+from mnistlab.models.steps import BatchStepper
 
 D = 12
 

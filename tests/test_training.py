@@ -12,7 +12,7 @@ import pytest
 from mnistlab import data
 from mnistlab.config import make_config
 from mnistlab.errors import MnistlabError
-from mnistlab.training import train
+from mnistlab.training.train import train
 
 SMALL = {"depth": 2, "width": 32}
 
@@ -171,7 +171,7 @@ def test_offline_augment_gives_five_times_the_training_data(tiny, tmp_path):
 
 def test_steps_per_execution_keeps_epochs_whole(tiny, tmp_path):
     # 540 training images at batch 32: 16 full batches; 5 steps per call -> 15 per epoch
-    from mnistlab.training import execution_steps, steps_per_epoch
+    from mnistlab.training.train import execution_steps, steps_per_epoch
 
     config = quick(epochs=2, steps_per_execution=5)
     assert (execution_steps(config, 540), steps_per_epoch(config, 540)) == (5, 15)
@@ -185,7 +185,7 @@ def test_steps_per_execution_keeps_epochs_whole(tiny, tmp_path):
 
 
 def test_epoch_batches_with_fewer_steps_take_the_start_of_each_epochs_order():
-    from mnistlab.batches import EpochBatches, epoch_permutation
+    from mnistlab.training.batches import EpochBatches, epoch_permutation
 
     x = np.arange(100, dtype="float32")[:, None]
     b = EpochBatches(x, np.arange(100), batch_size=10, seed=1, steps=7)
@@ -197,7 +197,7 @@ def test_epoch_batches_with_fewer_steps_take_the_start_of_each_epochs_order():
 
 
 def test_fit_inputs_feed_the_same_batches_in_the_same_order():
-    from mnistlab.batches import EpochBatches, fit_inputs
+    from mnistlab.training.batches import EpochBatches, fit_inputs
 
     x, y = np.arange(400, dtype="float32").reshape(100, 2, 2), np.arange(100)
     b = EpochBatches(x, y, batch_size=10, seed=1, steps=7)
@@ -218,7 +218,7 @@ def test_fit_inputs_feed_the_same_batches_in_the_same_order():
 def test_batches_on_device_are_the_same_batches():
     import jax
 
-    from mnistlab.batches import EpochBatches, fit_inputs
+    from mnistlab.training.batches import EpochBatches, fit_inputs
 
     x, y = np.arange(400, dtype="float32").reshape(100, 2, 2), np.arange(100)
     b = EpochBatches(x, y, batch_size=10, seed=1, steps=7)
@@ -236,7 +236,7 @@ def test_batches_on_device_are_the_same_batches():
     (900, 256, 225), (0, 1024, 1),
 ])
 def test_even_batch_size(n, largest, expected):
-    from mnistlab.batches import even_batch_size
+    from mnistlab.training.batches import even_batch_size
 
     size = even_batch_size(n, largest)
     assert size == expected and size <= max(largest, 1)
@@ -245,8 +245,8 @@ def test_even_batch_size(n, largest, expected):
 @pytest.mark.parametrize("prebuilt", [True, False])
 def test_the_training_step_is_traced_once_when_its_state_is_built_first(prebuilt):
     from mnistlab.models import build_model
-    from mnistlab.steps import build_training_state
-    from mnistlab.training import compile_model
+    from mnistlab.models.steps import build_training_state
+    from mnistlab.training.train import compile_model
 
     config = quick(steps_per_execution=2)
     model = compile_model(build_model("mlp", **SMALL), config, 1e-3, 2)

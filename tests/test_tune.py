@@ -18,8 +18,8 @@ import keras
 import pytest
 
 from conftest import REPO, cli_env
-from mnistlab.cli import build_parser, main
-from mnistlab.commands.train import config_from_args
+from mnistlab.cli.main import build_parser, main
+from mnistlab.cli.train import config_from_args
 from mnistlab.errors import MnistlabError
 from mnistlab.tuning import default_space, hparams, normalize_space
 from mnistlab.tuning import space as space_lib
@@ -263,7 +263,7 @@ def test_distributed_search(tiny_mnist_dir, tmp_path, capsys, skip_md5):
 
 
 def test_evaluate_report_section_for_a_trial(tmp_path):
-    from mnistlab.tuning.report import report_section
+    from mnistlab.evaluation.search_section import report_section
 
     trials = [{"trial_id": i, "status": "COMPLETED", "worker": "w0", "hyperparameters": {"width": w},
                "val_accuracy": acc, "epochs": 2, "seconds": 1.0} for i, w, acc in (("0", 8, 0.9), ("1", 16, 0.95))]

@@ -29,16 +29,26 @@ MODEL_OPTIONS = {
 # How a CNN block halves the image (mnistlab.models.build_cnn's `downsample`).
 DOWNSAMPLING = ("pool", "early-pool", "stride")
 
-# The faster backend per model, measured on a 2-core CPU (BENCHMARKS.md, "Backend per model").
+# The model options and the TrainConfig fields that `mnistlab train` has a flag for (--batch-size
+# for batch_size); `mnistlab tune` writes a trial's command from the same lists.
+ARCH_FLAGS = ("depth", "width", "activation", "filters", "convs", "downsample", "dense", "crop", "dropout", "l2",
+              "batch_norm", "bn_momentum", "rotation", "zoom", "shift", "elastic", "elastic_sigma")
+TRAIN_FLAGS = ("dataset", "epochs", "batch_size", "optimizer", "lr", "schedule", "patience", "seed",
+               "val_fraction", "train_limit", "one_hot", "label_smoothing", "offline_augment", "deterministic",
+               "steps_per_execution", "validation_freq")
+
+# The faster backend per model on a 2-core CPU (BENCHMARKS.md, "Exact resume, determinism, backends":
+# the faster backend per model).
 DEFAULT_BACKEND = {"mlp": "jax", "cnn": "tensorflow"}
-# Presets that want another backend: on a GPU, JAX (BENCHMARKS.md, "On a GPU").
+# Presets that want another backend: on a GPU, JAX (docs/performance.md, "On a GPU").
 PRESET_BACKEND = {("cnn", "gpu"): "jax"}
 
 
 # What differs between the models' defaults: `TrainConfig(model=...)` fills these in when
 # left as None, so it and `make_config(model)` give the same run.
-# The CNN: cosine decay to ~0 over a fixed 20 epochs: ReduceLROnPlateau (the seed's choice,
-# `--schedule plateau`) left the rate at 5e-4 for most of a 30-epoch run (BENCHMARKS.md).
+# The CNN: cosine decay to ~0 over a fixed 20 epochs, because ReduceLROnPlateau (the seed's choice,
+# `--schedule plateau`) left the rate too high for most of a run (docs/performance.md,
+# "Smaller measurements behind the code").
 MODEL_DEFAULTS = {
     "mlp": {"epochs": 40, "patience": 10, "schedule": "plateau"},
     "cnn": {"epochs": 20, "patience": 10, "schedule": "cosine"},
@@ -189,33 +199,27 @@ class TrainConfig:
 # Overrides on top of the dataclass defaults, per (model, preset).
 PRESETS = {
     ("mlp", "default"): {},  # MODEL_DEFAULTS
-    # Time to 98% (issue 5): two hidden layers of 512 (a third costs 45% more time per
-    # epoch and gained nothing in two epochs), two epochs, one-cycle to 5e-3, batch 256, no
-    # augmentation or dropout; 98.19 / 98.14 / 98.17% test on seeds 0-2 (BENCHMARKS.md,
-    # "Time to accuracy"). The fast presets run 15 steps per call (210 = 14 x 15 batches
-    # here and for the fast CNN and fast-995; BENCHMARKS.md). The MLP validates once, after
-    # its last epoch: 0.5-0.7 s less, the same model (the CNN's 22 s showed no difference).
-    # Label smoothing 0.1 (one-hot labels) lifted it to 98.28-98.33%, which pays for the
-    # central 22x22 pixels and a second layer of 256: 98.10-98.36% on seeds 0-4 in 3.8-4.6 s
-    # against 98.08-98.20% in 5.5-6.3 s (BENCHMARKS.md, "Batch 256 and label smoothing").
+    # Time to 98% (issue 5; BENCHMARKS.md, "Time to accuracy (issue 5)"): a small MLP (a third
+    # hidden layer cost time and gained nothing in two epochs; docs/performance.md, "Smaller
+    # measurements behind the code"), two epochs of one-cycle, batch 256, no augmentation or
+    # dropout. The fast presets run 15 steps per call, a divisor of their epochs' batch counts,
+    # to save per-step overhead. The MLP validates once, after its last epoch: a little less
+    # time, the same model. Label smoothing 0.1 (one-hot labels) buys the accuracy back that the
+    # central 22x22 pixels and a narrower second layer cost, for less time in all
+    # (BENCHMARKS.md, "What made it fast": batch 256 and label smoothing, and its log).
     ("mlp", "fast"): {"epochs": 2, "batch_size": 256, "schedule": "onecycle", "lr": 5e-3,
                       "steps_per_execution": 15, "validation_freq": 2,
                       "one_hot": True, "label_smoothing": 0.1,
                       "model_options": {"depth": 2, "width": [512, 256], "crop": 3, "dropout": 0.0,
                                         "rotation": 0.0, "zoom": 0.0, "shift": 0.0}},
     ("cnn", "default"): {"model": "cnn"},  # MODEL_DEFAULTS
-    # Time to 99.0% (issue 5): a small CNN (one conv per block, no augmentation or
-    # dropout), two epochs of one-cycle (BENCHMARKS.md, "Time to accuracy"). Each block
-    # pools right after its convolution, so batch norm runs on 4x fewer pixels: steady
-    # epochs 8.3 s against 11.9 on the AVX2 machine, and 99.04-99.19% test at 6e-3
-    # (99.02-99.13% before, at 4e-3; BENCHMARKS.md, "Cheaper CNN blocks"). It sees the
-    # central 22x22 pixels (1% of MNIST's ink lies outside): 6.4-7.6 s steady epochs
-    # against 9.7-12.4, 99.07-99.25% test (BENCHMARKS.md, "Cropping the border"). Batch 256
-    # at 1.6e-2 with label smoothing 0.1 (one-hot labels): 11.3-16.0 s against 14.1-16.9 s
-    # for batch 128 at 6e-3, 99.08-99.22% on seeds 0-4 (without the smoothing seed 2 fell
-    # to 98.98%; BENCHMARKS.md, "Batch 256 and label smoothing"). The first block's convolution
-    # strides 2 instead of pooling (as for fast-995): 99.06-99.17% on seeds 0-4 in 10.1-12.3 s
-    # against 99.08-99.22% in 13.7-14.4 s (BENCHMARKS.md, "A strided first block").
+    # Time to 99.0% (issue 5; BENCHMARKS.md, "Time to accuracy (issue 5)"): a small CNN (one
+    # conv per block, no augmentation or dropout), two epochs of one-cycle. Each step is made
+    # cheaper without losing accuracy (BENCHMARKS.md, "What made it fast", and the lab notes its
+    # rows link): the first block's convolution strides 2 instead of pooling, the second pools
+    # right after its convolution so batch norm runs on 4x fewer pixels, and the model sees the
+    # central 22x22 pixels (1% of MNIST's ink lies outside). Batch 256 at a higher rate is
+    # faster than batch 128; label smoothing 0.1 (one-hot labels) keeps every seed above 99%.
     ("cnn", "fast"): {"model": "cnn", "epochs": 2, "schedule": "onecycle", "lr": 1.6e-2,
                       "batch_size": 256, "one_hot": True, "label_smoothing": 0.1,
                       "steps_per_execution": 15,
@@ -223,12 +227,12 @@ PRESETS = {
                                         "crop": 3, "dense": 128, "dropout": 0.0,
                                         "rotation": 0.0, "zoom": 0.0, "shift": 0.0}},
     # Time to 99.5%: one more block, the default augmentation, label smoothing 0.1 (one-hot
-    # labels). The first block's convolution strides 2 (on 28x28 its one-channel convolution,
-    # batch norm, ReLU and pooling cost a third of the step for 6% of the FLOPs), the
-    # others pool early, no dropout (dropout 0.1 cost ~15% per step and lost accuracy in so few
-    # epochs), the central 26x26 pixels, batch 256 at 1e-2, eleven epochs: 99.53-99.61% on seeds
-    # 0-4 in 105-115 s against 99.51-99.62% in 185-216 s for the preset before (BENCHMARKS.md,
-    # "A strided first block").
+    # labels). The first block's convolution strides 2 (at full size its one-channel
+    # convolution, batch norm, ReLU and pooling cost far more of the step than of the FLOPs),
+    # the others pool early, no dropout (it cost time per step and lost accuracy in so few
+    # epochs), the central 26x26 pixels, batch 256, eleven epochs: as accurate as the preset
+    # before in about half the time (BENCHMARKS.md, "What made it fast": strided first block,
+    # and its log).
     ("cnn", "fast-995"): {"model": "cnn", "epochs": 11, "schedule": "onecycle", "lr": 1e-2,
                           "batch_size": 256, "steps_per_execution": 15,
                           "one_hot": True, "label_smoothing": 0.1,
@@ -237,9 +241,9 @@ PRESETS = {
                                             "crop": 1, "dropout": 0.0}},
     # Time to 99.0% on a GPU (issue 5's GPU goal, JAX): few, large steps, since a GPU step
     # costs about the same from batch 128 to 1024. The fast CNN at batch 512 for three epochs,
-    # batch-norm statistics averaged over ~10 steps instead of ~100 (with Keras' 0.99, 315
-    # steps left them 4% at their initial values and the 3-epoch CNN at 98.84% on seed 1), and
-    # validation and checkpoints once, after the last epoch (BENCHMARKS.md, "On a GPU").
+    # batch-norm statistics averaged over ~10 steps instead of ~100 (with Keras' 0.99 so few
+    # steps leave them near their initial values, and a seed fell under 99%), and validation
+    # and checkpoints once, after the last epoch (docs/performance.md, "On a GPU", and its log).
     ("cnn", "gpu"): {"model": "cnn", "epochs": 3, "batch_size": 512, "schedule": "onecycle", "lr": 8e-3,
                      "steps_per_execution": 15, "validation_freq": 3,
                      "model_options": {"filters": [16, 32], "convs": 1, "dense": 128, "dropout": 0.0,
@@ -249,7 +253,8 @@ PRESETS = {
     # the LR range test's suggestion, ReduceLROnPlateau, early stopping patience 10.
     ("cnn", "seed"): {"model": "cnn", "epochs": 30, "patience": 10, "val_fraction": 0.2,
                       "one_hot": True, "lr": "auto", "schedule": "plateau",
-                      # 16-32-64: the CNN default when this preset was measured (BENCHMARKS.md)
+                      # 16-32-64: the CNN default when this preset was measured (BENCHMARKS.md,
+                      # "Accuracy of the defaults": `--preset seed`)
                       "model_options": {"filters": [16, 32, 64], "batch_norm": False,
                                         "rotation": 0.0, "zoom": 0.0, "shift": 0.0}},
 }

@@ -5,7 +5,7 @@
       best.keras           the model with the best validation accuracy
       last.keras           the model at the end of the last epoch
       state.npz            everything `train --resume` needs: weights, optimizer, random
-                           and callback state, history (see mnistlab.checkpoints)
+                           and callback state, history (see mnistlab.training.checkpoints)
       history.csv          one row per epoch: loss, accuracy, val_*, learning_rate
       learning_curves.png  the history as a picture
       metrics.json         test_loss and test_accuracy of best.keras, timings

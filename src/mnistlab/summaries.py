@@ -3,7 +3,8 @@
 Keras' TensorBoard callback and `tf.summary` need TensorFlow on every Keras
 backend, so a JAX run imported all of TensorFlow to write a few numbers per
 epoch (several seconds on 2 cores), and the callback's first write inside
-`fit` cost 118-176 ms (BENCHMARKS.md, "TensorBoard without TensorFlow").
+`fit` was slow too (BENCHMARKS.md, "What made it fast": no TensorFlow in JAX
+runs, TensorBoard files written without it, and its log).
 TensorBoard's own package holds everything needed to write the same files:
 the protocol buffers, the summary builders of its plugins and the record
 framing. `EventWriter` uses those, and only those.

@@ -11,12 +11,12 @@ The search runs on Keras Tuner's own distributed engine: a chief (the oracle,
 a gRPC server) and workers, here on one machine, or across machines with
 `mnistlab tune --chief` / `--join`. See docs/tuning.md.
 
-Modules: `space` (the search space: defaults, files, checks), `oracle` (Keras
-Tuner's oracle made safe to kill, and its server), `worker` (trials through
-`train()`), `search` (the chief and its supervised workers), `results`
-(JSON, CSV, figure, the best trial's test accuracy), `hparams` (TensorBoard's
-HParams dashboard without TensorFlow), `report` (the section in `mnistlab
-evaluate`'s report).
+Read `search.py` first. Then `space` (the search space: defaults, files,
+checks), `oracle` (Keras Tuner's oracle made safe to kill, and its server),
+`worker` (trials through `train()`), `results` (JSON, CSV, figure, the best
+trial's test accuracy), `hparams` (TensorBoard's HParams dashboard without
+TensorFlow). The search's section in `mnistlab evaluate`'s report is
+`mnistlab.evaluation.search_section`.
 """
 
 from __future__ import annotations

@@ -56,9 +56,9 @@ def test_best(run_dir: Path, dataset: str, data_dir=None) -> dict | None:
     import numpy as np
 
     from mnistlab import data as data_lib
-    from mnistlab.evaluation import load_best_model
+    from mnistlab.evaluation.evaluate import load_best_model
 
-    from mnistlab.no_tensorflow import keras_without_tensorflow
+    from mnistlab.training.no_tensorflow import keras_without_tensorflow
 
     ds = data_lib.load(dataset, data_dir=data_dir)
     with keras_without_tensorflow():  # on JAX, loading a model would import TensorFlow

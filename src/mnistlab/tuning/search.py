@@ -54,7 +54,6 @@ def make_definition(space, model="mlp", dataset="mnist", tuner="bayesian", max_t
     for values in _corners(space):  # every value once: a bad combination with the rest fails now
         space_lib.trial_config(definition, values)
     from mnistlab import data as data_lib
-
     data_lib.spec(dataset)
     return definition
 
@@ -226,7 +225,6 @@ def search(definition: dict, run_dir, workers: int = 1, data_dir=None, host: str
         raise MnistlabError(f"--workers must be a whole number from 1 to 64, got {workers!r}")
     if workers:  # the workers here read the data: a bad --data-dir fails now, with nothing written
         from mnistlab import data as data_lib
-
         data_lib.load(definition["dataset"], data_dir=data_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,8 @@ import math
 import tomllib
 from pathlib import Path
 
-from mnistlab.config import DOWNSAMPLING, MODEL_OPTIONS, OPTIMIZERS, SCHEDULES, make_config
+from mnistlab.config import (ARCH_FLAGS, DOWNSAMPLING, MODEL_OPTIONS, OPTIMIZERS, SCHEDULES, TRAIN_FLAGS,
+                             make_config)
 from mnistlab.errors import MnistlabError
 
 DEFAULT_SPACES = {
@@ -324,8 +325,6 @@ def _model_defaults(model: str) -> dict:
 
 def train_command(config, backend: str | None = None, data_dir=None, run_dir="runs/best-trial") -> str:
     """The `mnistlab train ...` line whose config equals `config`."""
-    from mnistlab.commands.train import ARCH_FLAGS, TRAIN_FLAGS
-
     base = make_config(config.model)
     args = ["mnistlab", "train"] + (["--backend", backend] if backend else []) + ["--model", config.model]
     mine, theirs = config.to_dict(), base.to_dict()

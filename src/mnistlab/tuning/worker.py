@@ -91,7 +91,7 @@ def make_tuner(run_dir: Path):
             self.on_search_end()
 
         def run_trial(self, trial, data_dir=None):
-            from mnistlab.training import train
+            from mnistlab.training.train import train
 
             values = trial.hyperparameters.values
             config = space.trial_config(self.definition, values)
@@ -124,7 +124,6 @@ def make_tuner(run_dir: Path):
 
         def _trial_data(self, config, data_dir):
             from mnistlab import data as data_lib
-
             if self.dataset is None:
                 self.dataset = data_lib.load(config.dataset, data_dir=data_dir)
             ds = self.dataset

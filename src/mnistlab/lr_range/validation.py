@@ -1,0 +1,148 @@
+"""The validated suggestion: short trainings at the rates the curve points to, kept by held-out loss.
+
+A range-test curve says where the loss falls and where it blows up, not which
+constant rate trains best; every rule that reads one rate off it (ours,
+fastai's, Lightning's...) landed within 0.3 points of the best grid rate in
+at most half of the setups of `benchmarks/lr_quality/suggestion_quality.py`
+(docs/lr-range-test.md, "Rules and the evidence for the default"). So the
+default suggestion is checked by training: from the model's starting state,
+`PROBE_STEPS` steps at each of a few rates, each scored by its loss on held-out
+data, the best kept. The search (`search`):
+
+1. rates on a quarter-decade lattice (`10 ** (k / 4)`): the `CANDIDATES`
+   highest at or below the curve's lowest point (`lr_rules` `min`);
+2. while the lowest held-out loss lies at an edge of the rates tried, one
+   more rate past that edge (at most `EXTEND` times; never above the last rate
+   the test reached before it diverged, nor below its first rate);
+3. the suggestion is the best rate divided by `SHRINK`: a whole training is
+   longer than a probe and wants a lower rate.
+
+The held-out data is `validation_data` when given (at most `HOLD_OUT`
+examples of it are used), else the last tenth of the training arrays (at
+most `HOLD_OUT` examples, the slice Keras' `validation_split` takes), which
+the probes then do not train on. These settings were fixed before the third
+and fourth sets of setups of the benchmark were recorded, and measured on
+them (docs/lr-range-test.md, "Rules and the evidence for the default").
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mnistlab.errors import MnistlabError
+from mnistlab.lr_range.batches import is_arrays, num_examples
+
+PROBE_STEPS = 100   # steps of each probe: as many as the range test itself
+CANDIDATES = 3      # quarter-decade rates at and below the curve's lowest point
+EXTEND = 2          # more probes, one at a time, while the best lies at an edge
+SHRINK = 1.5        # the suggestion is the best probe's rate / SHRINK
+HOLD_OUT = 2000     # held-out examples at most (and a tenth of the training arrays)
+
+
+def lattice_rate(k: int) -> float:
+    """The k-th rate of the quarter-decade lattice, `10 ** (k / 4)`."""
+    return 10 ** (k / 4)
+
+
+def search(low_point: float, loss_at, *, ceiling: float = math.inf, floor: float = 0.0,
+           candidates: int = CANDIDATES, extend: int = EXTEND, shrink: float = SHRINK):
+    """Pick a rate by held-out loss, probing as few lattice rates as the search needs.
+
+    Args:
+        low_point: the rate at the curve's lowest point.
+        loss_at: `loss_at(rate)` -> the held-out loss after a probe at `rate`
+            (None or a non-finite value when the probe blew up).
+        ceiling, floor: no probe above / below these rates.
+        candidates, extend, shrink: see the module docstring.
+
+    Returns:
+        `(rate, tried)`: the suggestion (None when every probe blew up) and
+        `{rate: held-out loss}` of every probe, in the order run.
+    """
+    top = math.floor(4 * math.log10(low_point) + 1e-9)
+    tried = {}
+
+    def probe(k):
+        loss = loss_at(lattice_rate(k))
+        tried[k] = float(loss) if loss is not None and math.isfinite(loss) else math.inf
+
+    for k in range(top - candidates + 1, top + 1):
+        if lattice_rate(k) >= floor:
+            probe(k)
+    for _ in range(extend):
+        if not tried:
+            break
+        best = min(tried, key=tried.get)
+        if best == max(tried) and lattice_rate(best + 1) <= ceiling:
+            probe(best + 1)
+        elif best == min(tried) and lattice_rate(best - 1) >= floor:
+            probe(best - 1)
+        else:
+            break
+    finite = {k: v for k, v in tried.items() if math.isfinite(v)}
+    rate = lattice_rate(min(finite, key=finite.get)) / shrink if finite else None
+    return rate, {lattice_rate(k): v for k, v in tried.items()}
+
+
+def search_curve(lrs, low_point, usable: int, stopped_early: bool, loss_at, **options):
+    """`search` bounded by the range test's own curve, as `lr_range_test` runs it: no probe
+    above the last usable rate when the test stopped on divergence (else its last rate), nor
+    below its first rate. `usable` is `read_curve`'s count of usable points (`info["n"]`)."""
+    ceiling = lrs[usable - 1] if stopped_early else lrs[-1]
+    return search(low_point, loss_at, ceiling=ceiling, floor=lrs[0], **options)
+
+
+def held_out(x, y, validation_data):
+    """`(x_fit, y_fit, x_val, y_val, why)`: what the probes train on and are scored on.
+
+    `x_val` is None (and `why` says why) when the probes can't run: batched
+    data (a data set or iterable) without `validation_data`, a one-pass
+    iterator, or fewer than 10 training examples.
+    """
+    if y is None and hasattr(x, "__next__"):
+        return x, y, None, None, "a one-pass iterator can't be replayed for the probes: pass arrays or a data set"
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            if hasattr(validation_data, "__iter__") or hasattr(validation_data, "as_numpy_iterator"):
+                return x, y, validation_data, None, None  # a data set: Keras' evaluate reads it
+            raise MnistlabError(
+                f"validation_data must be (x_val, y_val) arrays or a data set of (x, y) batches, "
+                f"got {type(validation_data).__name__}"
+            )
+        x_val, y_val = validation_data[0], validation_data[1]
+        if not (is_arrays(x_val) and is_arrays(y_val)):
+            raise MnistlabError(f"validation_data must hold arrays (x_val, y_val), got "
+                                f"{type(x_val).__name__} and {type(y_val).__name__}")
+        n_val = num_examples(x_val, y_val, "validation_data")
+        if n_val == 0:
+            raise MnistlabError("validation_data is empty: pass some held-out examples, or leave it out")
+        take = lambda a: a[:HOLD_OUT]  # noqa: E731
+        return x, y, _map(take, x_val), _map(take, y_val), None
+    if y is None or not is_arrays(x):
+        return x, y, None, None, ("no held-out data: batched data needs validation_data=(x_val, y_val) "
+                                  "for the validated suggestion")
+    n = num_examples(x, y)
+    hold = min(HOLD_OUT, n // 10)
+    if hold < 1:
+        return x, y, None, None, f"only {n} training examples: too few to hold any out (10 needed)"
+    head = lambda a: a[:n - hold]  # noqa: E731
+    tail = lambda a: a[n - hold:]  # noqa: E731
+    return _map(head, x), _map(head, y), _map(tail, x), _map(tail, y), None
+
+
+def evaluate_loss(model, x_val, y_val) -> float:
+    """The model's loss on the held-out data (a non-finite loss stays non-finite)."""
+    if y_val is None:
+        logs = model.evaluate(x_val, verbose=0, return_dict=True)
+    else:
+        logs = model.evaluate(x_val, y_val, batch_size=1000, verbose=0, return_dict=True)
+    return float(np.asarray(logs["loss"]))
+
+
+def _map(fn, tree):
+    import keras
+
+    return keras.tree.map_structure(lambda a: fn(np.asarray(a)), tree)
+
