@@ -3,7 +3,7 @@
 Each run is the real command in a subprocess, so wall time includes start-up,
 data loading and the final evaluation. Example (the MLP default, 3 seeds):
 
-    python benchmarks/train_runs.py --name mlp-default --seeds 0 1 2 -- --model mlp
+    python -m benchmarks.accuracy.train_runs --name mlp-default --seeds 0 1 2 -- --model mlp
 
 Everything after `--` is passed to `mnistlab train`. Results (one row per
 seed, then mean/min) are printed as a Markdown table and appended to
@@ -20,13 +20,12 @@ import shlex
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-OUT = Path(__file__).resolve().parent / "out"
+from benchmarks.common.paths import OUT_DIR
 
 
 def run_one(name, seed, train_args, data_dir):
-    run_dir = OUT / f"{name}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = OUT_DIR / f"{name}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     cmd = [sys.executable, "-m", "mnistlab", "train", *train_args, "--seed", str(seed),
            "--run-dir", str(run_dir), "--verbose", "0"]
     if data_dir:
@@ -52,12 +51,12 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--data-dir", default=os.environ.get("MNISTLAB_DATA_DIR"))
     args = p.parse_args(own)
-    OUT.mkdir(parents=True, exist_ok=True)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
     rows = []
     for seed in args.seeds:
         row = run_one(args.name, seed, train_args, args.data_dir)
         rows.append(row)
-        with open(OUT / "train_runs.jsonl", "a") as f:
+        with open(OUT_DIR / "train_runs.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
         print(f"seed {seed}: {row['summary']}", flush=True)
     print(f"\n`mnistlab train {shlex.join(train_args)}` on {platform.node()} "

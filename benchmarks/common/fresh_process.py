@@ -6,7 +6,7 @@ gets `args` as sys.argv[1:] and reports by printing one line
 `RESULT <json>` (its last such line wins; anything else it prints is ignored).
 Unless `as_mnistlab=False` (a peer's plain Keras script), the snippet runs after
 `mnistlab.configure()`, as our CLI does: TensorFlow's options before TensorFlow
-loads, and JAX's compilation cache (mnistlab/environment.py).
+loads, and JAX's compilation cache (mnistlab/training/environment.py).
 """
 
 from __future__ import annotations
@@ -15,23 +15,6 @@ import json
 import os
 import subprocess
 import sys
-
-
-def add_backend_arg(parser, ours="our configs"):
-    """The `--backend` option: run `ours` on one backend instead of their measured default."""
-    parser.add_argument("--backend", choices=["jax", "tensorflow"], default=None,
-                        help=f"run {ours} on this backend instead of their measured default (e.g. jax on a GPU)")
-
-
-def json_object_arg(parser, flag: str, text: str, example: str = '{"batch_norm": false}') -> dict:
-    """The JSON object given as `flag`'s `text`, or exit 2 through `parser` saying why."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        parser.error(f"{flag} {text!r} is not JSON ({e}); write e.g. '{example}'")
-    if not isinstance(value, dict):
-        parser.error(f"{flag} {text!r} must be a JSON object, e.g. '{example}'")
-    return value
 
 
 def _die_with_parent():

@@ -1,8 +1,8 @@
-"""How sharp is "within 0.3 points of the best grid rate"? The noise floor of lr_suggestion_quality's hit.
+"""How sharp is "within 0.3 points of the best grid rate"? The noise floor of suggestion_quality's hit.
 
-    python benchmarks/lr_noise_floor.py [--setups NAME ...]
+    python -m benchmarks.lr_quality.noise_floor [--setups NAME ...]
 
-For every recorded setup of `benchmarks/lr_setups.py`, the best grid rate is
+For every recorded setup of `benchmarks/lr_quality/setups.py`, the best grid rate is
 trained again:
 
 - at the same rate with 3 other seeds (data order and dropout masks; the
@@ -26,12 +26,14 @@ import time
 
 import numpy as np
 
-import lr_setups
-from lr_suggestion_quality import HIT, HERE, best_rate_key, load_results, machine, rate_key, result_path, run_child
+from benchmarks.common.paths import RESULTS_DIR
+from benchmarks.lr_quality import setups
+from benchmarks.lr_quality.records import (HIT, best_rate_key, load_results, machine, rate_key, result_path,
+                                           run_setup_child)
 
 SEEDS = (1, 2, 3)
 JITTER = (0.9, 1.1)
-REPORT_MD = HERE / "results" / "lr_noise_floor.md"
+REPORT_MD = RESULTS_DIR / "lr_noise_floor.md"
 
 
 def measure(name: str, r: dict, data_dir) -> None:
@@ -39,14 +41,14 @@ def measure(name: str, r: dict, data_dir) -> None:
     noise = r.setdefault("noise", {})
     if noise.get("rate") == key and len(noise.get("seeds", {})) == len(SEEDS) and len(noise.get("jitter", {})) == len(JITTER):
         return
-    seeds = run_child(name, ["--train", key, "--seeds", *map(str, SEEDS)], data_dir)[key]
-    jitter = run_child(name, ["--train", *(rate_key(float(key) * f) for f in JITTER)], data_dir)
+    seeds = run_setup_child(name, ["--train", key, "--seeds", *map(str, SEEDS)], data_dir)[key]
+    jitter = run_setup_child(name, ["--train", *(rate_key(float(key) * f) for f in JITTER)], data_dir)
     r["noise"] = {"rate": key, "seeds": seeds, "jitter": jitter}
     result_path(name).write_text(json.dumps(r, indent=1))
 
 
 def report(results: dict) -> str:
-    lines = [f"Command: `python benchmarks/lr_noise_floor.py` ({time.strftime('%Y-%m-%d')})", f"Machine: {machine()}", "",
+    lines = [f"Command: `python -m benchmarks.lr_quality.noise_floor` ({time.strftime('%Y-%m-%d')})", f"Machine: {machine()}", "",
              "| setup | best grid rate | its accuracy (seed 0) | other seeds (same rate) | x0.9, x1.1 (seed 0) | "
              f"other seeds within {HIT} | jittered within {HIT} |",
              "|---|---:|---:|---|---|---:|---:|"]
@@ -74,7 +76,7 @@ def report(results: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--setups", nargs="+", choices=[s.name for s in lr_setups.SETUPS])
+    p.add_argument("--setups", nargs="+", choices=[s.name for s in setups.SETUPS])
     p.add_argument("--data-dir", default=os.environ.get("MNISTLAB_DATA_DIR"))
     args = p.parse_args(argv)
     results = load_results(args.setups)

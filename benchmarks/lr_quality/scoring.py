@@ -1,4 +1,4 @@
-"""Scoring LR suggestion rules on the recorded setups (`lr_suggestion_quality.py score`).
+"""Scoring LR suggestion rules on the recorded setups (`suggestion_quality.py score`).
 
 Every rule is applied to each setup's recorded range-test curve as the
 library (or the anchor's library) would have seen it, its suggestion is
@@ -14,18 +14,20 @@ import sys
 import time
 
 import numpy as np
-from mnistlab import lr_validation
-from mnistlab.lr_finder import DEFAULT_RULE
+from mnistlab.lr_range import validation as lr_validation
+from mnistlab.lr_range.finder import DEFAULT_RULE
 
-import lr_anchors
-import lr_setups
-from lr_suggestion_quality import (HIT, REPORT_MD, best_rate_key, load_results, machine, probe_missing, rate_key,
-                                   train_missing)
+from benchmarks.common.paths import RESULTS_DIR
+from benchmarks.lr_quality import anchors, setups
+from benchmarks.lr_quality.records import (HIT, best_rate_key, load_results, machine, probe_missing, rate_key,
+                                           train_missing)
+
+REPORT_MD = RESULTS_DIR / "lr_suggestion_quality.md"
 
 
 def library_view(r: dict, factor: float = 4.0):
     """The curve as `lr_range_test` would have recorded it: up to its own stop."""
-    from mnistlab.lr_rules import diverged
+    from mnistlab.lr_range.rules import diverged
 
     lrs = np.asarray(r["curve"]["lr"], dtype="float64")
     losses = np.asarray([np.nan if v is None else v for v in r["curve"]["loss"]], dtype="float64")
@@ -39,12 +41,11 @@ MISSING_PROBES = {}  # setup -> rates the validated search wanted that `record` 
 
 
 def validated(r: dict, extend: int | None = None):
-    """mnistlab's `validated` rule (`mnistlab.lr_validation.search`, as `lr_range_test` runs it) on
+    """mnistlab's `validated` rule (`mnistlab.lr_range.validation.search`, as `lr_range_test` runs it) on
     the recorded probes: `record` trained 100-step probes at every quarter-decade rate from the
     curve's blow-up down 3.5 decades, on the same held-out slice the library uses. A rate the
     search wants that was not recorded counts as a probe that blew up (and is listed)."""
-    from mnistlab import lr_rules
-
+    from mnistlab.lr_range import rules as lr_rules
     lrs, losses, stopped = library_view(r)
     suggestions, _, info = lr_rules.read_curve(lrs, losses, stopped_early=stopped)
     if suggestions["min"] is None:
@@ -63,8 +64,7 @@ def validated(r: dict, extend: int | None = None):
 
 def library_suggestions(r: dict) -> dict:
     """mnistlab's rules on the recorded curve, as `lr_range_test` would have read it."""
-    from mnistlab import lr_rules
-
+    from mnistlab.lr_range import rules as lr_rules
     lrs, losses, stopped = library_view(r)
     return lr_rules.read_curve(lrs, losses, stopped_early=stopped)[0]
 
@@ -74,7 +74,7 @@ def all_suggestions(r: dict) -> dict:
            # the search as first tried (3 probes, no extension past an edge), before the third set existed
            "experiment: validated without extension": validated(r, extend=0)}
     out.update({f"mnistlab {k}": v for k, v in library_suggestions(r).items()})
-    for name, fn in lr_anchors.ANCHORS.items():
+    for name, fn in anchors.ANCHORS.items():
         out[name] = fn(r["curve"]["lr"], r["curve"]["loss"])
     return out
 
@@ -94,7 +94,7 @@ def accuracy_at(r: dict, lr):
 
 def seed_floor(r: dict):
     """The lowest accuracy the best grid rate itself reached with another seed
-    (`benchmarks/lr_noise_floor.py`), or None where it was not measured."""
+    (`benchmarks/lr_quality/noise_floor.py`), or None where it was not measured."""
     noise = r.get("noise")
     if not noise or noise.get("rate") != best_rate_key(r):
         return None
@@ -147,7 +147,7 @@ def detail(results: dict, names: list[str], suggestions: dict, rules: list[str])
 
 
 def cmd_score(args) -> int:
-    scored = [s.name for s in lr_setups.SETUPS]
+    scored = [s.name for s in setups.SETUPS]
     results = load_results(scored)
     missing = [name for name in scored if name not in results]
     if missing:
@@ -162,20 +162,20 @@ def cmd_score(args) -> int:
     if not args.no_train:
         train_missing(results, {n: [v for v in s.values() if v is not None] for n, s in suggestions.items()},
                       args.data_dir)
-    out = [f"Command: `python benchmarks/lr_suggestion_quality.py record && "
-           f"python benchmarks/lr_suggestion_quality.py score` ({time.strftime('%Y-%m-%d')})",
+    out = [f"Command: `python -m benchmarks.lr_quality.suggestion_quality record && "
+           f"python -m benchmarks.lr_quality.suggestion_quality score` ({time.strftime('%Y-%m-%d')})",
            f"Machine: {machine()}", "",
            "A hit: validation accuracy within 0.3 points of the best grid rate's. \"As good as a re-run\": within "
            "0.3 points, or at least the lowest accuracy the best grid rate itself reached with one of 3 other "
-           "seeds (`python benchmarks/lr_noise_floor.py`); the best rate itself would score 100% there.", ""]
+           "seeds (`python -m benchmarks.lr_quality.noise_floor`); the best rate itself would score 100% there.", ""]
     for title, names, per_setup in (
             ("Fourth set: recorded before a screen of variants of the search (none was taken), used for no "
-             "choice", lr_setups.FOURTH, True),
-            ("Third set: held out from every choice (the `validated` default's report)", lr_setups.NEXT, True),
+             "choice", setups.FOURTH, True),
+            ("Third set: held out from every choice (the `validated` default's report)", setups.NEXT, True),
             ("Second set: held out when `middle` was chosen; with the first, where `validated`'s search "
-             "was chosen", lr_setups.REPORT, True),
-            ("First set: where the defaults were chosen", lr_setups.CHOOSE, True),
-            ("Both held-out sets (third and fourth)", lr_setups.HELD_OUT, False),
+             "was chosen", setups.REPORT, True),
+            ("First set: where the defaults were chosen", setups.CHOOSE, True),
+            ("Both held-out sets (third and fourth)", setups.HELD_OUT, False),
             ("All four sets", scored, False)):
         names = [n for n in names if n in results]
         if not names:

@@ -1,9 +1,9 @@
-"""The LR suggestion scored against a 3-seed ground truth (the hit of lr_suggestion_quality with less noise).
+"""The LR suggestion scored against a 3-seed ground truth (the hit of suggestion_quality with less noise).
 
-    python benchmarks/lr_seed_means.py [--sets third fourth first second] [--no-train] [--data-dir DIR]
+    python -m benchmarks.lr_quality.seed_means [--sets third fourth first second] [--no-train] [--data-dir DIR]
 
-`lr_suggestion_quality.py` trains every rate once (seed 0), and the best of 8
-such runs is itself noisy (`lr_noise_floor.py`: the best rate re-run hits only
+`suggestion_quality.py` trains every rate once (seed 0), and the best of 8
+such runs is itself noisy (`noise_floor.py`: the best rate re-run hits only
 63-68%). Here every grid rate and every suggestion of the rules in `RULES` is
 trained with seeds 1 and 2 too (data order and dropout; the same initial
 weights), and scored by its mean validation accuracy over seeds 0-2: a hit is
@@ -22,15 +22,15 @@ import time
 
 import numpy as np
 
-import lr_scoring
-import lr_setups
-from lr_suggestion_quality import HERE, HIT, load_results, machine, rate_key, result_path, run_child
+from benchmarks.common.paths import RESULTS_DIR
+from benchmarks.lr_quality import scoring, setups
+from benchmarks.lr_quality.records import HIT, load_results, machine, rate_key, result_path, run_setup_child
 
 SEEDS = (1, 2)
 RULES = ("mnistlab validated", "experiment: validated without extension", "mnistlab middle", "fastai minimum",
          "fastai valley", "torch-lr-finder", "lightning <2.5.3", "keras-lr-finder")
-SETS = {"first": lr_setups.CHOOSE, "second": lr_setups.REPORT, "third": lr_setups.NEXT, "fourth": lr_setups.FOURTH}
-REPORT_MD = HERE / "results" / "lr_seed_means.md"
+SETS = {"first": setups.CHOOSE, "second": setups.REPORT, "third": setups.NEXT, "fourth": setups.FOURTH}
+REPORT_MD = RESULTS_DIR / "lr_seed_means.md"
 
 
 def mean_accuracy(r: dict, key: str):
@@ -46,7 +46,7 @@ def measure(name: str, r: dict, suggestions: dict, data_dir, rules=RULES) -> Non
     missing = sorted((k for k in keys if mean_accuracy(r, k) is None), key=float)
     if not missing:
         return
-    out = run_child(name, ["--train", *missing, "--seeds", *map(str, SEEDS)], data_dir)
+    out = run_setup_child(name, ["--train", *missing, "--seeds", *map(str, SEEDS)], data_dir)
     for k, runs in out.items():
         r.setdefault("seed_runs", {}).setdefault(k, {}).update(runs)
     result_path(name).write_text(json.dumps(r, indent=1))
@@ -84,12 +84,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     names = [n for s in args.sets for n in SETS[s]]
     results = load_results(names)
-    suggestions = {n: lr_scoring.all_suggestions(r) for n, r in results.items()}
+    suggestions = {n: scoring.all_suggestions(r) for n, r in results.items()}
     for n in names if not args.no_train else []:
         t0 = time.perf_counter()
         measure(n, results[n], suggestions[n], args.data_dir, args.rules)
         print(f"{n}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    out = [f"Command: `python benchmarks/lr_seed_means.py --sets {' '.join(args.sets)}` "
+    out = [f"Command: `python -m benchmarks.lr_quality.seed_means --sets {' '.join(args.sets)}` "
            f"({time.strftime('%Y-%m-%d')})", f"Machine: {machine()}"]
     complete = []
     for set_name in args.sets:
@@ -101,8 +101,8 @@ def main(argv=None) -> int:
         complete.append(set_name)
         out += ["", f"### The {set_name} set ({len(done)} setups)", "", report(results, done, suggestions)]
     if {"third", "fourth"} <= set(complete):  # the two sets held out from every choice, together
-        out += ["", f"### Both held-out sets, third and fourth ({len(lr_setups.HELD_OUT)} setups)", "",
-                report(results, lr_setups.HELD_OUT, suggestions)]
+        out += ["", f"### Both held-out sets, third and fourth ({len(setups.HELD_OUT)} setups)", "",
+                report(results, setups.HELD_OUT, suggestions)]
     text = "\n".join(out)
     print(text)
     REPORT_MD.write_text(text + "\n")

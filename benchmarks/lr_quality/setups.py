@@ -1,4 +1,4 @@
-"""The setups of benchmarks/lr_suggestion_quality.py: models, optimizers, batch sizes, data, budgets.
+"""The setups of benchmarks/lr_quality/suggestion_quality.py: models, optimizers, batch sizes, data, budgets.
 
 Forty setups that vary independently, written as a user would write them
 (plain Keras layers, two subclassed models, two of mnistlab's own builders).

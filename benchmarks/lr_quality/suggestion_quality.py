@@ -1,9 +1,9 @@
 """Which learning rate should the LR range test suggest? Measured on 20 setups, chosen on half, reported on the other.
 
-    python benchmarks/lr_suggestion_quality.py record [--setups NAME ...]   # train, once per setup
-    python benchmarks/lr_suggestion_quality.py score                        # every rule, both halves
+    python -m benchmarks.lr_quality.suggestion_quality record [--setups NAME ...]   # train, once per setup
+    python -m benchmarks.lr_quality.suggestion_quality score                        # every rule, both halves
 
-`record` runs, per setup of `benchmarks/lr_setups.py` (each in its own process,
+`record` runs, per setup of `benchmarks/lr_quality/setups.py` (each in its own process,
 on its own backend), and stores in benchmarks/results/lr_quality/SETUP.json:
 
 - the range test's curve: the loss of every batch at the library's default
@@ -19,7 +19,7 @@ on its own backend), and stores in benchmarks/results/lr_quality/SETUP.json:
   (what a validated suggestion may use: it never sees the validation images).
 
 `score` applies every rule (mnistlab's and the anchors in
-`benchmarks/lr_anchors.py`) to the stored curves; a suggested rate that was
+`benchmarks/lr_quality/anchors.py`) to the stored curves; a suggested rate that was
 never trained is trained now (`--train`) and stored beside the grid, so each
 rule is scored at exactly the rate it suggests. A rule's gap is the best grid
 rate's validation accuracy minus the accuracy at its suggestion, in points; a
@@ -34,31 +34,15 @@ import argparse
 import json
 import math
 import os
-import platform
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import lr_setups  # noqa: E402
+from benchmarks.lr_quality import setups
+from benchmarks.lr_quality.records import RESULTS, best_rate_key, machine, rate_key, result_path, run_setup_child
 
-RESULTS = HERE / "results" / "lr_quality"
-REPORT_MD = HERE / "results" / "lr_suggestion_quality.md"
 SEED = 0
 N_VAL = 10000
 PROBE_STEPS = (25, 50, 100)
-HIT = 0.3  # points of validation accuracy
-
-
-def rate_key(lr: float) -> str:
-    return f"{lr:.3g}"
-
-
-def best_rate_key(r: dict) -> str:
-    """The recorded setup's best grid rate (its key in `r["trained"]`)."""
-    return max(r["grid"], key=lambda k: r["trained"][k]["val_accuracy"])
 
 
 # ----------------------------------------------------------------- one setup (child process)
@@ -67,7 +51,7 @@ def best_rate_key(r: dict) -> str:
 class Trainer:
     """One setup's data and model, and training from the same start at any rate."""
 
-    def __init__(self, setup: lr_setups.Setup, data_dir=None):
+    def __init__(self, setup: setups.Setup, data_dir=None):
         import mnistlab
 
         mnistlab.configure()  # as the CLI: TensorFlow's options before it loads, JAX's cache
@@ -75,7 +59,6 @@ class Trainer:
         import numpy as np
 
         from mnistlab import data as data_lib
-
         self.setup, self.keras, self.np = setup, keras, np
         ds = data_lib.load(setup.data, data_dir=data_dir if setup.data == "mnist" else None)
         x_tr, y_tr, x_val, y_val = data_lib.split_validation(ds.x_train, ds.y_train, N_VAL / len(ds.x_train),
@@ -83,8 +66,8 @@ class Trainer:
         self.x, self.y = x_tr[:setup.n_train].astype("float32"), y_tr[:setup.n_train].astype("int32")
         self.x_val, self.y_val = x_val.astype("float32"), y_val.astype("int32")
         keras.utils.set_random_seed(SEED)
-        self.model = lr_setups.MODELS[setup.model]()
-        self.optimizer = lr_setups.make_optimizer(setup.optimizer, 1e-3)
+        self.model = setups.MODELS[setup.model]()
+        self.optimizer = setups.make_optimizer(setup.optimizer, 1e-3)
         self.model.compile(optimizer=self.optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         self.model(self.x[:2])
         self.optimizer.build(self.model.trainable_variables)
@@ -109,7 +92,7 @@ class Trainer:
                 "seconds": round(time.perf_counter() - started, 2)}
 
     def range_test(self) -> dict:
-        from mnistlab.lr_finder import lr_range_test
+        from mnistlab.lr_range.finder import lr_range_test
 
         self.reset(1e-3)
         # run on past the blow-up (each rule applies its own stop), to a non-finite loss or the end
@@ -121,8 +104,8 @@ class Trainer:
 
     def probe(self, lr: float) -> dict:
         """`PROBE_STEPS[-1]` steps at `lr` on the training data less a held-out slice, scored on that slice."""
-        from mnistlab.step_batches import batch_stream
-        from mnistlab.steps import BatchStepper
+        from mnistlab.lr_range.batches import batch_stream
+        from mnistlab.models.steps import BatchStepper
 
         np = self.np
         hold = min(2000, len(self.x) // 10)
@@ -150,12 +133,12 @@ def blow_up_lr(curve) -> float:
     return curve["lr"][-1]
 
 
-def record(setup: lr_setups.Setup, data_dir) -> dict:
+def record(setup: setups.Setup, data_dir) -> dict:
     t = Trainer(setup, data_dir)
     out = {"setup": setup.name, "spec": setup.__dict__, "seed": SEED, "n_val": N_VAL,
            "backend": t.keras.backend.backend()}
     out["curve"] = t.range_test()
-    rates = lr_setups.grid(setup)
+    rates = setups.grid(setup)
     grid = {rate_key(lr): t.train(lr) for lr in rates}
     for _ in range(2):  # extend past an edge holding the best rate
         best = max(grid, key=lambda k: grid[k]["val_accuracy"])
@@ -179,37 +162,13 @@ def record(setup: lr_setups.Setup, data_dir) -> dict:
 # ----------------------------------------------------------------- orchestration
 
 
-def result_path(name: str) -> Path:
-    return RESULTS / f"{name}.json"
-
-
-def load_results(names=None) -> dict:
-    names = names or [s.name for s in lr_setups.SETUPS]
-    return {n: json.loads(result_path(n).read_text()) for n in names if result_path(n).exists()}
-
-
-def run_child(name: str, extra: list[str], data_dir) -> dict:
-    setup = lr_setups.BY_NAME[name]
-    env = {**os.environ, "KERAS_BACKEND": setup.backend}
-    env.pop("MNISTLAB_DATA_DIR", None)
-    if setup.data != "mnist":
-        data_dir = None  # the MNIST folder; other data sets are found on their own
-    cmd = [sys.executable, __file__, "child", name, *extra] + (["--data-dir", data_dir] if data_dir else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    line = next((s for s in proc.stdout.splitlines() if s.startswith("RESULT ")), None)
-    if proc.returncode != 0 or line is None:
-        print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
-        raise SystemExit(f"setup {name} failed ({proc.returncode})")
-    return json.loads(line[len("RESULT "):])
-
-
 def cmd_record(args) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    for name in args.setups or [s.name for s in lr_setups.SETUPS]:
+    for name in args.setups or [s.name for s in setups.SETUPS]:
         if result_path(name).exists() and not args.again:
             continue
         t0 = time.perf_counter()
-        out = run_child(name, ["--record"], args.data_dir)
+        out = run_setup_child(name, ["--record"], args.data_dir)
         out["machine"] = machine()
         out["record_seconds"] = round(time.perf_counter() - t0, 1)
         result_path(name).write_text(json.dumps(out, indent=1))
@@ -219,36 +178,8 @@ def cmd_record(args) -> int:
     return 0
 
 
-def train_missing(results: dict, wanted: dict, data_dir) -> None:
-    """Train the rates in `wanted` (setup -> rates) not yet trained, and store them."""
-    for name, rates in wanted.items():
-        r = results[name]
-        missing = sorted({rate_key(lr) for lr in rates} - set(r["trained"]), key=float)
-        if not missing:
-            continue
-        out = run_child(name, ["--train", *missing], data_dir)
-        r["trained"].update(out)
-        result_path(name).write_text(json.dumps(r, indent=1))
-        print(f"  trained {name} at {', '.join(missing)}", file=sys.stderr, flush=True)
-
-
-def probe_missing(results: dict, wanted: dict, data_dir) -> None:
-    """Record the probes in `wanted` (setup -> rates) that `record` did not, and store them."""
-    for name, rates in wanted.items():
-        r = results[name]
-        keys = sorted({rate_key(lr) for lr in rates} - set(r["probes"]), key=float)
-        if keys:
-            r["probes"].update(run_child(name, ["--probe", *keys], data_dir))
-            result_path(name).write_text(json.dumps(r, indent=1))
-            print(f"  probed {name} at {', '.join(keys)}", file=sys.stderr, flush=True)
-
-
-def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}, Python {platform.python_version()}"
-
-
 def child(args) -> int:
-    setup = lr_setups.BY_NAME[args.name]
+    setup = setups.BY_NAME[args.name]
     if args.record:
         out = record(setup, args.data_dir)
     else:
@@ -267,7 +198,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     rec = sub.add_parser("record", help="train the grid and record curves (skips setups already recorded)")
-    rec.add_argument("--setups", nargs="+", choices=[s.name for s in lr_setups.SETUPS])
+    rec.add_argument("--setups", nargs="+", choices=[s.name for s in setups.SETUPS])
     rec.add_argument("--again", action="store_true", help="record setups that have results again")
     sc = sub.add_parser("score", help="score every rule on the recorded setups")
     sc.add_argument("--no-train", action="store_true", help="score only rates already trained")
@@ -285,7 +216,7 @@ def main(argv=None) -> int:
         return cmd_record(args)
     if args.cmd == "child":
         return child(args)
-    from lr_scoring import cmd_score
+    from benchmarks.lr_quality.scoring import cmd_score  # scoring imports records, never this module
 
     return cmd_score(args)
 

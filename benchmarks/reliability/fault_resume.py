@@ -1,6 +1,6 @@
 """Fault injection: SIGKILL a training run at chosen moments, resume it, compare with an uninterrupted run.
 
-    python benchmarks/fault_resume.py [--trials 10] [--data-dir DIR] [--epochs 8] [--seed S]
+    python -m benchmarks.reliability.fault_resume [--trials 10] [--data-dir DIR] [--epochs 8] [--seed S]
 
 One reference run is trained without interruption. Each trial starts the same
 run (same seed, `--deterministic`), has it SIGKILLed at several moments,
@@ -41,7 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+from benchmarks.common.paths import REPO_ON_PATH, REPO_ROOT
+
 CHECKPOINT_FILES = ("best.keras", "last.keras", "state.npz")
 
 
@@ -61,8 +62,8 @@ def train_cmd(run: Path, data_dir: Path, epochs: int = 8) -> list[str]:
 
 def killed_at(moment: str, args: list[str]) -> list[str]:
     """The command `mnistlab ARGS`, armed to SIGKILL itself at `moment` (see the module docstring)."""
-    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import fault_resume; "
-            f"fault_resume.arm({moment!r}); from mnistlab.cli import main; sys.exit(main(sys.argv[1:]))")
+    code = (f"{REPO_ON_PATH}; from benchmarks.reliability import fault_resume; "
+            f"fault_resume.arm({moment!r}); from mnistlab.cli.main import main; sys.exit(main(sys.argv[1:]))")
     return [sys.executable, "-c", code, *args]
 
 
@@ -75,7 +76,7 @@ def arm(moment: str) -> None:
     import keras
 
     import mnistlab.runs as runs
-    import mnistlab.training as tr
+    import mnistlab.training.train as tr
 
     kind, _, n = moment.partition(":")
     if kind in ("start", "step"):
@@ -167,7 +168,7 @@ def differences(ref: Path, run: Path) -> list[str]:
 
 
 def synthetic_data(folder: Path) -> Path:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    sys.path.insert(0, str(REPO_ROOT / "tests"))  # the test suite's writer of IDX files
     from conftest import write_idx_folder
 
     return write_idx_folder(folder)

@@ -1,6 +1,6 @@
 """Does on-the-fly augmentation make the CPU the bottleneck? Training images/s with and without it.
 
-    python benchmarks/augment_overhead.py [--models mlp cnn] [--steps 60]
+    python -m benchmarks.speed.augment_overhead [--models mlp cnn] [--steps 60]
 
 For each default model on its default backend (mnistlab.config.DEFAULT_BACKEND),
 times `model.fit` over `--steps` batches of 128 with: no augmentation, the
@@ -17,7 +17,7 @@ import argparse
 import os
 import platform
 
-from _child import run_child
+from benchmarks.common.fresh_process import run_child
 
 CHILD = r"""
 import json, sys, time

@@ -1,6 +1,6 @@
 """Cost of on-the-fly augmentation per batch: Keras' three layers chained vs one RandomAffine.
 
-    KERAS_BACKEND=jax python benchmarks/augment_speed.py [--batch-size 128] [--repeats 50]
+    KERAS_BACKEND=jax python -m benchmarks.speed.augment_speed [--batch-size 128] [--repeats 50]
 
 Each variant is compiled once (jax.jit or tf.function) and timed over
 `--repeats` batches of random 28x28 images.
@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from mnistlab.augment import RandomAffine
+from mnistlab.models.augment import RandomAffine
 
 
 def compiled(fn):

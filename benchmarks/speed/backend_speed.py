@@ -4,7 +4,7 @@ Times `model.fit` steps of the default MLP and CNN (random data of MNIST's
 shape, the default batch size 128) on TensorFlow and on JAX, each backend in
 its own subprocess. The first epoch (compilation) is reported apart.
 
-    python benchmarks/backend_speed.py [--steps 200] [--models mlp cnn]
+    python -m benchmarks.speed.backend_speed [--steps 200] [--models mlp cnn]
 
 The CLI's default backend per model (mnistlab.config.DEFAULT_BACKEND) is the
 faster one in this table.
@@ -16,7 +16,7 @@ import argparse
 import os
 import platform
 
-from _child import run_child
+from benchmarks.common.fresh_process import run_child
 
 CHILD = r"""
 import json, sys, time

@@ -1,6 +1,6 @@
 """Keras' BatchNormalization against mnistlab's fused one: training step time on TensorFlow.
 
-    python benchmarks/batchnorm_speed.py [--presets default fast fast-995] [--steps 100] [--repeats 3]
+    python -m benchmarks.speed.batchnorm_speed [--presets default fast fast-995] [--steps 100] [--repeats 3]
 
 For each CNN preset the same model is built twice, once with each layer, and
 trained on random images; the variants take turns (`--repeats` rounds) so that

@@ -1,11 +1,11 @@
 """What the training callbacks cost: mnistlab's against Keras' TensorBoard and TerminateOnNaN.
 
-    python benchmarks/callback_overhead.py [--model mlp] [--preset fast] [--backend jax] [--repeats 3]
+    python -m benchmarks.speed.callback_overhead [--model mlp] [--preset fast] [--backend jax] [--repeats 3]
 
-Trains `--model/--preset` (seed 0) through `mnistlab.training.train`, once with
+Trains `--model/--preset` (seed 0) through `mnistlab.training.train.train`, once with
 our callbacks and once with Keras' TensorBoard and TerminateOnNaN swapped back
 in (they do per-batch work and keep Keras from dispatching batch hooks in the
-background on JAX; see mnistlab/callbacks.py). The variants take turns, each
+background on JAX; see mnistlab/training/callbacks.py). The variants take turns, each
 run in its own process, so that a noisy machine slows both alike. Prints the
 training time (fit) of every run, the medians and the test accuracy, which
 must be the same for both.
@@ -18,13 +18,14 @@ import json
 import os
 import statistics
 
-from _child import run_child
+from benchmarks.common.fresh_process import run_child
 
 CHILD = r"""
 import dataclasses, json, os, sys, tempfile
 model, preset, variant, data_dir, max_epochs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] or None, int(sys.argv[5])
 import keras
-from mnistlab import data, training
+from mnistlab import data
+from mnistlab.training import train as training
 from mnistlab.config import make_config
 if variant == "keras":
     training.EpochTensorBoard = keras.callbacks.TensorBoard

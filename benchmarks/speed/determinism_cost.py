@@ -1,6 +1,6 @@
 """What `--deterministic` costs, and whether same-seed runs are bit-identical without it.
 
-    python benchmarks/determinism_cost.py [--steps 40] [--models mlp cnn]
+    python -m benchmarks.speed.determinism_cost [--steps 40] [--models mlp cnn]
 
 For each default model on TensorFlow and JAX, trains two fresh same-seed
 models for `--steps` batches of 128 (random MNIST-shaped data) in separate
@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 
-from _child import run_child
+from benchmarks.common.fresh_process import run_child
 
 CHILD = r"""
 import hashlib, json, sys, time
 import numpy as np, keras
 from mnistlab.models import build_model
-from mnistlab.training import seed_everything
+from mnistlab.training.train import seed_everything
 model_name, steps, deterministic = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 seed_everything(0, deterministic)
 rng = np.random.default_rng(0)

@@ -1,6 +1,6 @@
 """Where a model's training step goes, layer by layer: forward plus backward time of each layer alone.
 
-    python benchmarks/layer_costs.py [--model cnn] [--preset fast-995] [--batch-size 256] \
+    python -m benchmarks.speed.layer_costs [--model cnn] [--preset fast-995] [--batch-size 256] \
         [--options '{"downsample": ["stride", "early-pool", "early-pool"]}'] [--backend tensorflow]
 
 Builds the preset's model (with --options merged into its model options), feeds
@@ -11,7 +11,7 @@ once (tf.function or jax.jit), best of 3 runs of ~0.5 s. What the step needs:
 the layers before the first one with weights (augmentation, crop, rescaling)
 run forward only, the first layer with weights gets its weights' gradient only,
 and every later layer the gradient of its input and its weights (as
-benchmarks/_flops.py counts them). The Dense and Conv2D rows show the GFLOP/s
+benchmarks/common/flops.py counts them). The Dense and Conv2D rows show the GFLOP/s
 their kernels reach at this model's shapes, and a last line their total: the
 limit of a step that did nothing but those kernels.
 
@@ -29,7 +29,7 @@ import json
 import os
 import time
 
-from _child import json_object_arg
+from benchmarks.common.cli_args import json_object_arg
 
 
 def timed(fn, seconds: float = 0.5, repeats: int = 3) -> float:
@@ -109,7 +109,7 @@ def main(argv=None):
     mnistlab.configure()  # as the CLI: TensorFlow's options before it loads, JAX's cache
     import numpy as np
 
-    from _flops import layer_train_flops, needs_input_gradient
+    from benchmarks.common.flops import layer_train_flops, needs_input_gradient
     from mnistlab.config import make_config
     from mnistlab.models import build_model
 

@@ -7,8 +7,8 @@ builds and compiles a fresh model, so the time includes everything a
 XLA compilation, reported separately), the other steps and the restore.
 A second test on the same, already compiled model shows the warm time.
 
-    python benchmarks/lr_find_speed.py --data-dir /path/to/mnist            # JAX, the MLP's backend
-    python benchmarks/lr_find_speed.py --backend tensorflow --steps 150
+    python -m benchmarks.speed.lr_find_speed --data-dir /path/to/mnist            # JAX, the MLP's backend
+    python -m benchmarks.speed.lr_find_speed --backend tensorflow --steps 150
 
 Prints a Markdown table (medians over --repeats) with the command and machine.
 """
@@ -43,7 +43,7 @@ def main(argv=None):
     import numpy as np
 
     from mnistlab import data as data_lib
-    from mnistlab.lr_finder import DEFAULT_STEPS, lr_range_test
+    from mnistlab.lr_range.finder import DEFAULT_STEPS, lr_range_test
     from mnistlab.models import build_mlp
 
     import_s = time.perf_counter() - t0
@@ -76,7 +76,7 @@ def main(argv=None):
     med = {k: statistics.median(r[k] for r in rows) for k in ("cold", "first", "rest_ms", "warm")}
     own = argv if argv is not None else sys.argv[1:]
     print()
-    print(f"Command: `python benchmarks/lr_find_speed.py {shlex.join(own)}`")
+    print(f"Command: `python -m benchmarks.speed.lr_find_speed {shlex.join(own)}`")
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}; "
           f"keras {keras.__version__} ({args.backend}); load average at the end "
           f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}")

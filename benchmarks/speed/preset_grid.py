@@ -1,6 +1,6 @@
 """Variants of a preset over seeds: test accuracy and training time of each, in one table.
 
-    python benchmarks/preset_grid.py --model cnn --preset gpu --backend jax \
+    python -m benchmarks.speed.preset_grid --model cnn --preset gpu --backend jax \
         --variants '{}' '{"batch_size": 1024, "epochs": 4, "lr": 0.01}' --seeds 0 1 2
 
 How a preset's numbers were chosen: each variant is the preset with some
@@ -22,8 +22,9 @@ import platform
 import sys
 from pathlib import Path
 
-from _child import json_object_arg
-from time_to_accuracy import OUT, train_child
+from benchmarks.common.cli_args import json_object_arg
+from benchmarks.common.paths import OUT_DIR
+from benchmarks.speed.time_to_accuracy import train_child
 
 
 def main(argv=None):
@@ -36,7 +37,7 @@ def main(argv=None):
     p.add_argument("--bar", type=float, default=0.99, help="test accuracy every seed must reach")
     p.add_argument("--data-dir", default=os.environ.get("MNISTLAB_DATA_DIR"))
     p.add_argument("--max-epochs", type=int, default=10**6, help="cap every variant's epochs (smoke tests)")
-    p.add_argument("--out", type=Path, default=OUT / "preset_grid.jsonl", help="results appended here")
+    p.add_argument("--out", type=Path, default=OUT_DIR / "preset_grid.jsonl", help="results appended here")
     args = p.parse_args(argv)
     variants = [json_object_arg(p, "--variants", text, '{"epochs": 4}') for text in args.variants]
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Where a training step's time goes on JAX: feeding, Keras' fit loop, dispatch, the device.
 
-    KERAS_BACKEND=jax python benchmarks/step_costs.py [--model cnn] [--preset gpu] [--batch-sizes 512 1024]
+    KERAS_BACKEND=jax python -m benchmarks.speed.step_costs [--model cnn] [--preset gpu] [--batch-sizes 512 1024]
 
 For each batch size, in one process (after a warm-up call of each), milliseconds
 per step of:
@@ -32,10 +32,10 @@ def measure(model_name: str, preset: str, batch: int, filters, steps_per_executi
     import keras
 
     from mnistlab import data
-    from mnistlab.batches import EpochBatches
+    from mnistlab.training.batches import EpochBatches
     from mnistlab.config import make_config
     from mnistlab.models import build_model
-    from mnistlab.training import compile_model, prepare_data, targets
+    from mnistlab.training.train import compile_model, prepare_data, targets
 
     options = {"filters": list(filters)} if filters else {}
     cfg = make_config(model_name, preset, batch_size=batch, model_options=options)

@@ -1,13 +1,13 @@
 """Training throughput against this machine's FLOP-bound limit.
 
-    python benchmarks/throughput.py [--models mlp cnn] [--presets default fast fast-995] [--steps 100] \
+    python -m benchmarks.speed.throughput [--models mlp cnn] [--presets default fast fast-995] [--steps 100] \
         [--options '{"rotation": 0, "zoom": 0, "shift": 0}'] [--jit-compile]
 
 1. Measures float32 matrix-multiply GFLOP/s on each backend (square
    matrices, best of several sizes, before and after the timed training; on
    this VM one reading swings by 20%, and the noise only ever lowers it): the
    machine's practical peak.
-2. Counts each model's FLOPs per training example (benchmarks/_flops.py):
+2. Counts each model's FLOPs per training example (benchmarks/common/flops.py):
    2 * multiply-adds of every Dense and Conv2D layer forward, times 3 for
    forward + backward, times 2 for a first layer (nobody needs its input's
    gradient). Batch norm, activations, pooling, augmentation and the
@@ -30,17 +30,19 @@ import json
 import os
 import platform
 
-from _child import add_backend_arg, json_object_arg, run_child
+from benchmarks.common.cli_args import add_backend_arg, json_object_arg
+from benchmarks.common.fresh_process import run_child
+from benchmarks.common.paths import REPO_ON_PATH
 
-# The child finds _flops.py next to this file.
-CHILD = f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n" + r"""
+# The child imports benchmarks.common.flops as this module does: the repository root on its path.
+CHILD = REPO_ON_PATH + "\n" + r"""
 import json, sys, time
 import numpy as np, keras
-from mnistlab.batches import EpochBatches, fit_inputs
+from mnistlab.training.batches import EpochBatches, fit_inputs
 from mnistlab.config import make_config
 from mnistlab.models import build_model
-from mnistlab.training import compile_model
-from _flops import train_flops
+from mnistlab.training.train import compile_model
+from benchmarks.common.flops import train_flops
 model_name, preset, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 options, jit_compile = json.loads(sys.argv[4]), sys.argv[5] == "1"
 
@@ -68,7 +70,7 @@ x = rng.integers(0, 256, size=(steps * batch, 28, 28)).astype("float32")
 y = rng.integers(0, 10, size=steps * batch).astype("int32")
 if config.one_hot:
     y = np.eye(10, dtype="float32")[y]
-# Fed as train() feeds it (on TensorFlow: tf.data without autotuning; mnistlab/batches.py).
+# Fed as train() feeds it (on TensorFlow: tf.data without autotuning; mnistlab/training/batches.py).
 data, _ = fit_inputs(EpochBatches(x, y, batch, seed=0), x[:batch], y[:batch])
 model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # traces (and compiles) the step
 peak = matmul_gflops()

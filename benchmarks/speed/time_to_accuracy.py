@@ -1,6 +1,6 @@
 """Time to accuracy: our `--preset fast` against the textbook and Keras-docs peers, same machine, same run.
 
-    python benchmarks/time_to_accuracy.py [--seeds 0 1 2] [--workloads mlp98 cnn99 cnn995 lrtest]
+    python -m benchmarks.speed.time_to_accuracy [--seeds 0 1 2] [--workloads mlp98 cnn99 cnn995 lrtest]
 
 Workloads (bar = final TEST accuracy that every seed must reach; the goal
 adds the issue's time limit, which every seed's training must keep too):
@@ -24,7 +24,7 @@ oneDNN kernels; the peers run TensorFlow's defaults, which use them only on
 AVX-512 VNNI/BF16 or AMX CPUs (TF_ENABLE_ONEDNN_OPTS=1 in the environment gives
 the peers oneDNN too).
 Our runs use JAX's persistent compilation cache as `mnistlab` does (see
-mnistlab/compile_cache.py): the first run of a configuration compiles, later
+mnistlab/training/compile_cache.py): the first run of a configuration compiles, later
 ones load the compiled steps. --cold gives every run an empty cache.
 
 Each (config, seed) trains in its own subprocess on its backend. "train s" is
@@ -47,9 +47,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent / "out"
-
-from _child import add_backend_arg, run_child
+from benchmarks.common.cli_args import add_backend_arg
+from benchmarks.common.fresh_process import run_child
+from benchmarks.common.paths import OUT_DIR
 
 CHILD = r"""
 import json, os, sys, time, tempfile
@@ -58,7 +58,6 @@ kind, seed, data_dir, max_epochs, bar = sys.argv[1], int(sys.argv[2]), sys.argv[
 extra = json.loads(sys.argv[6])
 import keras
 from mnistlab import data
-
 class Clock(keras.callbacks.Callback):
     # epoch-end times and validation accuracy, to find when the bar was first reached
     def on_train_begin(self, logs=None):
@@ -142,8 +141,8 @@ elif kind == "keras_docs_convnet":
     out = {"train_s": train_s, "test_accuracy": acc, "to_val_bar_s": first_at_bar(clock.marks),
            "epochs": len(clock.marks)}
 elif kind == "lr_test":
-    from mnistlab.compile_cache import enable_compile_cache
-    from mnistlab.lr_finder import lr_range_test
+    from mnistlab.training.compile_cache import enable_compile_cache
+    from mnistlab.lr_range.finder import lr_range_test
     from mnistlab.models import build_mlp
     enable_compile_cache()  # as `mnistlab lr-find` does
     model = build_mlp()
@@ -157,7 +156,7 @@ elif kind == "lr_test":
            "curve_s": result.timings["curve_seconds"], "validation_s": result.timings["validation_seconds"]}
 else:  # ours: "mlp" or "cnn" with a preset
     from mnistlab.config import make_config
-    from mnistlab.training import train
+    from mnistlab.training.train import train
     overrides = {k: v for k, v in extra.items() if k != "preset"}
     if max_epochs < 1000:
         overrides["epochs"] = min(overrides.get("epochs", max_epochs), max_epochs)
@@ -219,7 +218,7 @@ def main(argv=None):
     p.add_argument("--only", default=None, help="run only configs whose label contains this text")
     p.add_argument("--cold", action="store_true", help="an empty JAX compilation cache for every run")
     add_backend_arg(p)
-    p.add_argument("--out", type=Path, default=OUT / "time_to_accuracy.jsonl", help="results appended here")
+    p.add_argument("--out", type=Path, default=OUT_DIR / "time_to_accuracy.jsonl", help="results appended here")
     args = p.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     from mnistlab.config import PRESETS

@@ -13,9 +13,9 @@ script prints a Markdown table per part with the exact commands. Budgets are
 flags (--trials, --epochs, --train-limit, --workers, --tuner): a full search
 takes hours on 2 CPU cores, the defaults take minutes.
 
-    python benchmarks/tune_search.py --data-dir /work/shared/data/mnist --parts mnist lr throughput
-    python benchmarks/tune_search.py --parts fashion --model cnn --trials 20 --epochs 10
-    python benchmarks/tune_search.py --dry-run        # print the commands only
+    python -m benchmarks.tuning.search --data-dir /work/shared/data/mnist --parts mnist lr throughput
+    python -m benchmarks.tuning.search --parts fashion --model cnn --trials 20 --epochs 10
+    python -m benchmarks.tuning.search --dry-run        # print the commands only
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     text = [f"## `mnistlab tune` ({time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
             f"{os.cpu_count()} cores, budget: {args.trials} trials of <= {args.epochs} epochs on "
             f"{args.train_limit or 'all'} training images, {args.tuner})", "",
-            "    python benchmarks/tune_search.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])), ""]
+            "    python -m benchmarks.tuning.search " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])), ""]
     for part in args.parts:
         text += [sections[part](args, out), ""]
     text.append(f"Total {(time.perf_counter() - started) / 60:.1f} min.")

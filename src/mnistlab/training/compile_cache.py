@@ -2,8 +2,8 @@
 
 XLA compiles each training and evaluation step once per process, a large
 share of a fast preset's few seconds (BENCHMARKS.md, "What made it fast": JAX's
-persistent compilation cache, and its log). JAX can keep
-compiled programs on disk, but only when told where; with the cache, a second
+persistent compilation cache, and its log). JAX can keep compiled programs on
+disk, but only when told where; with the cache, a second
 run of the same model starts from the stored program. TensorFlow on CPU runs
 its graphs without XLA, so there is nothing to cache there.
 

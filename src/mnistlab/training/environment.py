@@ -15,8 +15,8 @@ What `configure()` changes, each only where you have not chosen already:
   itself turns on only for CPUs with AVX-512 VNNI/BF16 or AMX; elsewhere (AVX2
   laptops, AMD) it falls back to Eigen's, several times slower for our CNNs
   (BENCHMARKS.md, "What made it fast": TensorFlow's oneDNN kernels on every
-  CPU). TensorFlow reads it
-  once, at its import: set after that, it changes nothing (a warning says so).
+  CPU). TensorFlow reads it once, at its import: set after that, it changes
+  nothing (a warning says so).
 - `TF_CPP_MIN_LOG_LEVEL=2`: TensorFlow's start-up chatter off.
 - JAX's persistent compilation cache in `compile_cache.cache_dir()`
   (`$MNISTLAB_CACHE_DIR/jax`, default `~/.cache/mnistlab/jax`), for programs of

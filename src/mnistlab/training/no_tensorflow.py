@@ -5,8 +5,8 @@ it (`keras.utils.set_random_seed`, for tf.data pipelines) and to check for its
 types when it serialises a model (every `model.save`, `model.to_json`). mnistlab
 installs TensorFlow for its CNNs, so a JAX run paid for importing all of it and
 used none of it, seconds of a fast preset's run on 2 cores (BENCHMARKS.md, "What
-made it fast": no TensorFlow in JAX runs). Keras has no switch
-for this; it asks one shared lazy module whether TensorFlow is `available`, and
+made it fast": no TensorFlow in JAX runs). Keras has no switch for this; it
+asks one shared lazy module whether TensorFlow is `available`, and
 `keras_without_tensorflow()` makes that answer "no" for a while.
 """
 

@@ -1,0 +1,1 @@
+"""Which learning rate the LR range test should suggest: setups, anchors, recording and scoring."""

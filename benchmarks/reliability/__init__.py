@@ -1,0 +1,1 @@
+"""Whether training survives faults: killed runs resume to the same weights."""

@@ -1,0 +1,1 @@
+"""What `mnistlab tune` finds, and at what cost."""
