@@ -116,3 +116,15 @@ def test_middle_is_the_geometric_middle_of_the_supported_range():
     assert (low, high) == (pytest.approx(s["steepest"]), pytest.approx(s["min"] / 2))
     assert s["middle"] == pytest.approx(np.sqrt(low * high))
     assert lr_rules.supported_range({"steepest": None, "min": 0.1}) is None
+
+
+def test_a_flat_curve_that_diverged_names_a_narrower_range_not_a_wider_one():
+    """Flat up to where it blew up: the range was wide enough; the advice is more steps or a
+    range narrowed to below the divergence. Flat without blowing up: raise max_lr."""
+    loss = 1.0 + 0.05 * np.random.default_rng(0).normal(size=60)
+    s, r, info = read_curve(LRS[:60], loss, stopped_early=True)
+    assert all(v is None for v in s.values()) and info["flat"]
+    assert "flat before it blew up" in r["middle"] and "raise steps" in r["middle"]
+    assert f"max_lr={LRS[59]:.2g}" in r["middle"] and "widen" not in r["middle"]
+    s, r, _ = read_curve(LRS[:60], loss, stopped_early=False)
+    assert r["middle"].startswith("flat:") and "raise max_lr" in r["middle"]

@@ -157,3 +157,49 @@ def test_the_benchmark_scores_exactly_what_the_library_suggests():
                 "probes": {f"{lr:.3g}": {"val_loss": [loss]} for lr, loss in result.probes.items()}}
     assert lr_scoring.validated(recorded) == pytest.approx(result.suggestion)
     assert "library" not in lr_scoring.MISSING_PROBES
+
+
+# ------------------------------------------------ a curve too flat to read before it diverged
+
+
+def test_below_a_flat_curve_probes_keep_half_a_decade_from_the_divergence():
+    """The probes start half a decade under the rate the curve blew up at, never above it, and
+    the best of them (divided by SHRINK) is the suggestion once it beat the starting loss."""
+    from mnistlab.lr_range.validation import BELOW_DIVERGENCE, search_below
+
+    lrs = np.geomspace(1e-6, 10 ** -1.5, 60)  # the test blew up at 10**-1.5 (lattice k = -6)
+    loss_at, calls = bowl(best_k=-12)
+    rate, tried, why = search_below(lrs, len(lrs), loss_at, start_loss=2.0, why_flat="flat")
+    top = math.floor(4 * (-1.5 - BELOW_DIVERGENCE) + 1e-9)
+    assert max(calls) == top == -8  # 10**-2: half a decade under the divergence, not above
+    assert calls == [-10, -9, -8, -11, -12]  # down while the best is at the low edge
+    assert why is None and rate == pytest.approx(lattice_rate(-12) / SHRINK)
+
+
+def test_below_a_flat_curve_no_rate_is_suggested_when_no_probe_learns():
+    from mnistlab.lr_range.validation import search_below
+
+    lrs = np.geomspace(1e-6, 1e-2, 60)
+    rate, tried, why = search_below(lrs, len(lrs), lambda lr: 1.0, start_loss=1.0, why_flat="flat before")
+    assert rate is None and tried and why.startswith("flat before")
+    assert "did not lower the held-out loss" in why and "standardise" in why
+
+
+def test_an_ill_conditioned_model_gets_no_rate_and_the_real_cause():
+    """Inputs on scales 100 and 1, the target on the small one: the loss blows up (on the large
+    feature) before the small one is learned. The curve is flat before it diverges; the probes
+    below it learn nothing either, so there is no suggestion, and the reason says why."""
+    rng = np.random.default_rng(0)
+    x = np.stack([100 * rng.normal(size=2000), rng.normal(size=2000)], 1).astype("float32")
+    y = x[:, 1:2].copy()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, kernel_initializer="zeros")])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    before = [w.copy() for w in model.get_weights()]
+    result = lr_range_test(model, x, y, batch_size=32, verbose=0)
+    assert result.stop_reason.startswith("diverged")
+    assert result.suggestion is None and result.probes  # the probes ran below the divergence
+    assert "flat before it blew up" in result.reason and "widen" not in result.reason
+    assert "standardise" in result.reason
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)

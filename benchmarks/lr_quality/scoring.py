@@ -47,8 +47,9 @@ def validated(r: dict, extend: int | None = None):
     search wants that was not recorded counts as a probe that blew up (and is listed)."""
     from mnistlab.lr_range import rules as lr_rules
     lrs, losses, stopped = library_view(r)
-    suggestions, _, info = lr_rules.read_curve(lrs, losses, stopped_early=stopped)
-    if suggestions["min"] is None:
+    suggestions, reasons, info = lr_rules.read_curve(lrs, losses, stopped_early=stopped)
+    flat_then_diverged = suggestions["min"] is None and stopped and info.get("flat")
+    if suggestions["min"] is None and not flat_then_diverged:
         return None
     probes = {round(4 * math.log10(float(k))): v["val_loss"][-1] for k, v in r["probes"].items()}
 
@@ -58,6 +59,12 @@ def validated(r: dict, extend: int | None = None):
             MISSING_PROBES.setdefault(r["setup"], []).append(lr)
         return probes.get(k)
 
+    if flat_then_diverged:
+        # `record` did not store the untrained model's held-out loss, which the library's check
+        # "did the best probe learn at all?" compares with; every recorded setup learns at some
+        # rate, so the check is taken as passed here.
+        return lr_validation.search_below(lrs, info["n"], loss_at, start_loss=math.inf,
+                                          why_flat=reasons["min"])[0]
     options = {} if extend is None else {"extend": extend}
     return lr_validation.search_curve(lrs, suggestions["min"], info["n"], stopped, loss_at, **options)[0]
 

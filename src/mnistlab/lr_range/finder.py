@@ -188,7 +188,7 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
     suggestions = {"validated": None, **suggestions}
     if not validate:
         default_rule, reasons["validated"] = CURVE_RULE, "not run (validate=False)"
-    elif suggestions["min"] is None:
+    elif suggestions["min"] is None and not (stopped_early and info.get("flat")):
         reasons["validated"] = reasons.get("min", "the curve shows no lowest point")
     else:
         x_fit, y_fit, x_val, y_val, why = lr_validation.held_out(x, y, validation_data)
@@ -199,11 +199,21 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
                     else f"the last tenth of x (at most {lr_validation.HOLD_OUT})")
             with _preserved_state(model, optimizer, first[0]) as state:
                 loss_at = _probe(model, state, x_fit, y_fit, x_val, y_val, batch_size, seed)
-                suggestions["validated"], probes = lr_validation.search_curve(
-                    lrs, suggestions["min"], info["n"], stopped_early, loss_at)
-            if suggestions["validated"] is None:
+                if suggestions["min"] is not None:
+                    suggestions["validated"], probes = lr_validation.search_curve(
+                        lrs, suggestions["min"], info["n"], stopped_early, loss_at)
+                else:
+                    # A curve too flat to read before the loss blew up still bounds the rate
+                    # from above; the probes, judged on held-out data, can tell which rate
+                    # below that bound learns (docs/lr-range-test.md, "When the curve is flat").
+                    suggestions["validated"], probes, reasons["validated"] = lr_validation.search_below(
+                        lrs, info["n"], loss_at, start_loss=_start_loss(model, state, x_val, y_val),
+                        why_flat=reasons["min"])
+            if suggestions["validated"] is None and "validated" not in reasons:
                 reasons["validated"] = ("every probe's held-out loss was non-finite: the model diverges at "
                                         "these rates; lower min_lr or check the model")
+            elif suggestions["validated"] is not None:
+                reasons.pop("validated", None)
     lr_range = None
     if suggestions[default_rule] is not None:
         lr_range = lr_rules.supported_range(suggestions)
@@ -243,6 +253,12 @@ def _probe(model, state, x_fit, y_fit, x_val, y_val, batch_size, seed):
         return lr_validation.evaluate_loss(model, x_val, y_val)
 
     return loss_at
+
+
+def _start_loss(model, state, x_val, y_val) -> float:
+    """The held-out loss of the model as it came to the test (restored from `state`)."""
+    state.restore()
+    return lr_validation.evaluate_loss(model, x_val, y_val)
 
 
 def _one_step_late(stepper, plan, first, batches):

@@ -181,9 +181,20 @@ def read_curve(lrs, losses, *, stopped_early: bool = False, width: float = SMOOT
     info.update(i_min=i_min, noise=noise)
     # a fall the noise could have made (4 standard deviations of the two fitted values) is no fall
     if fall <= max(MIN_DROP * abs(peak), 4 * noise * math.hypot(spread[i_peak], spread[i_min])):
-        give_up(RULES, f"flat: the loss never fell by more than {fall:.3g} from {peak:.4g} "
-                             f"(noise {noise:.2g}) between lr {lr[0]:.2g} and {lr[-1]:.2g}: "
-                             "widen the range (min_lr/max_lr) or check the model learns")
+        info["flat"] = True
+        if stopped_early:
+            # The range holds a rate too high to train at, so widening it is not the fix: the
+            # model learned too little in the few steps below that rate for a curve to show it.
+            top = lr[-1]
+            give_up(RULES, f"flat before it blew up: the loss fell by only {fall:.3g} from {peak:.4g} "
+                           f"(noise {noise:.2g}) up to lr {top:.2g}, where it diverged: too few of the "
+                           f"{n} steps fell where the model learns; raise steps (e.g. 300) or narrow the "
+                           f"range to it (min_lr={top / 1000:.2g}, max_lr={top:.2g})")
+        else:
+            give_up(RULES, f"flat: the loss never fell by more than {fall:.3g} from {peak:.4g} "
+                           f"(noise {noise:.2g}) between lr {lr[0]:.2g} and {lr[-1]:.2g}, and never blew "
+                           "up: raise max_lr, or check that the model can learn (its loss, labels and "
+                           "inputs)")
         return suggestions, reasons, info
 
     # the main descent starts where the loss last stood within 10% (of its fall) of its peak

@@ -39,6 +39,7 @@ CANDIDATES = 3      # quarter-decade rates at and below the curve's lowest point
 EXTEND = 2          # more probes, one at a time, while the best lies at an edge
 SHRINK = 1.5        # the suggestion is the best probe's rate / SHRINK
 HOLD_OUT = 2000     # held-out examples at most (and a tenth of the training arrays)
+BELOW_DIVERGENCE = 0.5  # decades: no probe nearer than this to the rate a flat curve diverged at
 
 
 def lattice_rate(k: int) -> float:
@@ -92,6 +93,37 @@ def search_curve(lrs, low_point, usable: int, stopped_early: bool, loss_at, **op
     below its first rate. `usable` is `read_curve`'s count of usable points (`info["n"]`)."""
     ceiling = lrs[usable - 1] if stopped_early else lrs[-1]
     return search(low_point, loss_at, ceiling=ceiling, floor=lrs[0], **options)
+
+
+def search_below(lrs, usable: int, loss_at, *, start_loss: float, why_flat: str):
+    """The validated search when the curve was too flat to read before the test diverged.
+
+    The curve gives no lowest point, but the rate it diverged at bounds the
+    search from above. A 100-step probe can survive a rate that a whole
+    training does not, so no probe runs within `BELOW_DIVERGENCE` decades of
+    that rate (where a readable curve's lowest point usually lies); the
+    probes start there and extend downwards while the best lies at the low
+    edge, as `search` does. A
+    rate is kept only if its probe lowered the held-out loss below the
+    model's starting loss by more than `lr_rules.MIN_DROP` of it; otherwise no
+    rate is suggested, since no rate was seen to learn.
+
+    Returns:
+        `(rate, tried, reason)`: reason is None when there is a rate.
+    """
+    from mnistlab.lr_range.rules import MIN_DROP
+
+    ceiling = lrs[usable - 1] / 10 ** BELOW_DIVERGENCE
+    rate, tried = search(ceiling, loss_at, ceiling=ceiling, floor=lrs[0])
+    best = min(tried.values(), default=math.inf)
+    learned = start_loss - MIN_DROP * abs(start_loss) if math.isfinite(start_loss) else math.inf
+    if rate is not None and best < learned:
+        return rate, tried, None
+    rates = ", ".join(f"{r:.2g}" for r in sorted(tried))
+    return None, tried, (f"{why_flat}; probes at lr {rates}, below that, did not lower the held-out loss "
+                         f"(from {start_loss:.4g}) either: the model learns nothing at the rates it can "
+                         "stand; common causes are inputs on very different scales (standardise them) "
+                         "or targets the loss does not fit (check the loss and the labels)")
 
 
 def held_out(x, y, validation_data):
