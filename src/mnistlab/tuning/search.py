@@ -208,13 +208,14 @@ def _duration(s: float) -> str:
 
 
 def search(definition: dict, run_dir, workers: int = 1, data_dir=None, host: str = "127.0.0.1",
-           port: int = 0, verbose: int = 1) -> dict:
+           port: int = 0, verbose: int = 1, lease: float | None = None) -> dict:
     """Run (or continue) the search in `run_dir`; returns the results (see `mnistlab.tuning.results`).
 
     `workers=0` runs only the oracle (`mnistlab tune --chief`): workers join from
-    elsewhere, and it ends when Keras Tuner's chief would.
+    elsewhere, and it ends when Keras Tuner's chief would. `lease`: seconds a worker
+    may stay silent before its trial goes to another (`mnistlab.tuning.lease`).
     """
-    from mnistlab.tuning import hparams, oracle as oracle_lib, results as results_lib
+    from mnistlab.tuning import hparams, lease as lease_lib, oracle as oracle_lib, results as results_lib
 
     run_dir = Path(run_dir)
     state = check_run_dir(run_dir, definition)
@@ -224,6 +225,7 @@ def search(definition: dict, run_dir, workers: int = 1, data_dir=None, host: str
         return found
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0 or workers > 64:
         raise MnistlabError(f"--workers must be a whole number from 1 to 64, got {workers!r}")
+    lease_lib.check_port(host, port)  # a port in use: refused before anything is written
     if workers:  # the workers here read the data: a bad --data-dir fails now, with nothing written
         from mnistlab import data as data_lib
 
@@ -237,7 +239,7 @@ def search(definition: dict, run_dir, workers: int = 1, data_dir=None, host: str
         runs.write_json(run_dir / SEARCH, definition)
         hparams.write_experiment(run_dir / TRIALS, definition["space"])
     hps = space_lib.hyperparameters(definition["space"], {DEFINITION: json.dumps(definition, sort_keys=True)})
-    oracle = oracle_lib.open_oracle(definition, hps, run_dir)
+    oracle = oracle_lib.open_oracle(definition, hps, run_dir, lease=lease, keep_holders=not workers)
     server, servicer, bound = oracle_lib.serve(oracle, host, port)
     address = f"{host}:{bound}"
     pool = Workers(run_dir, address, workers, definition["backend"], data_dir) if workers else None

@@ -64,7 +64,7 @@ def make_tuner(run_dir: Path):
     from keras_tuner.src.engine import base_tuner
     from keras_tuner.src.engine import trial as trial_module
 
-    from mnistlab.tuning import hparams, space
+    from mnistlab.tuning import hparams, lease, space
     from mnistlab.tuning.oracle import OBJECTIVE
 
     class MnistlabTuner(base_tuner.BaseTuner):
@@ -86,11 +86,18 @@ def make_tuner(run_dir: Path):
                     time.sleep(0.5)
                     continue
                 self.on_trial_begin(trial)
-                self._try_run_and_update_trial(trial, data_dir=data_dir)
-                self.on_trial_end(trial)
+                with lease.Heartbeat(self.oracle, trial.trial_id) as beat:  # the chief knows we are alive
+                    self._try_run_and_update_trial(trial, data_dir=data_dir, beat=beat)
+                    try:
+                        if not beat.moved:
+                            self.on_trial_end(trial)
+                    except lease.TrialMovedOn:
+                        pass
+                if beat.moved:  # the chief gave it to another worker: nothing of ours is counted
+                    print(f"[{self.tuner_id}] {beat.moved}; asking for another trial", flush=True)
             self.on_search_end()
 
-        def run_trial(self, trial, data_dir=None):
+        def run_trial(self, trial, data_dir=None, beat=None):
             from mnistlab.training import train
 
             values = trial.hyperparameters.values
@@ -102,11 +109,13 @@ def make_tuner(run_dir: Path):
                   f"{space.searched(values)}", flush=True)
             try:
                 result = train(config, folder, dataset=self._trial_data(config, data_dir), verbose=2,
-                               resume=resume)
+                               resume=resume, callbacks=[beat.callback()] if beat else None)
             except MnistlabError as e:  # a deterministic failure (diverged, say): no retry
                 hparams.write_session(folder / runs.TENSORBOARD, trial.trial_id, space.searched(values), None,
                                       "FAILED", started)
                 raise kt.errors.FailedTrialError(str(e)) from None
+            if beat is not None:
+                beat.confirm()  # still ours (or TrialMovedOn): write nothing more into a trial moved on
             m = result.metrics
             if m.get("best_val_accuracy") is None:
                 raise kt.errors.FailedTrialError("the trial never validated")
@@ -135,8 +144,11 @@ def make_tuner(run_dir: Path):
 
 
 def run_worker(address: str, worker_id: str, run_dir, data_dir=None, parent_pid: int | None = None,
-               cpus: list[int] | None = None) -> int:
-    """Join the search at `address` as `worker_id`; run trials until the oracle says stop."""
+               cpus: list[int] | None = None, chief_wait: float | None = None) -> int:
+    """Join the search at `address` as `worker_id`; run trials until the oracle says stop.
+    `chief_wait`: seconds to wait for a chief that does not answer (`mnistlab.tuning.lease`)."""
+    from mnistlab.tuning import lease
+
     if cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cpus)
     if parent_pid:
@@ -145,11 +157,14 @@ def run_worker(address: str, worker_id: str, run_dir, data_dir=None, parent_pid:
     if not worker_id or worker_id == "chief" or "chief" in worker_id:
         raise MnistlabError(f"--worker-id {worker_id!r}: give each worker its own name without 'chief' (e.g. w1)")
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    wait = lease.seconds(chief_wait, lease.CHIEF_WAIT_ENV, lease.DEFAULT_CHIEF_WAIT, "--chief-wait")
+    lease.check_worker_folder(run_dir)
+    run_dir.mkdir(exist_ok=True)
     os.environ.update(KERASTUNER_TUNER_ID=worker_id, KERASTUNER_ORACLE_IP=host, KERASTUNER_ORACLE_PORT=str(port))
     import keras
 
     tuner = make_tuner(run_dir)
+    tuner.oracle = lease.make_client(tuner.oracle, f"{host}:{port}", wait)  # leases, retries, bounded wait
     print(f"[{worker_id}] joining the search at {host}:{port}", flush=True)
     definition = _definition_from(tuner.oracle.get_space())
     if definition["backend"] != keras.backend.backend():
@@ -160,6 +175,7 @@ def run_worker(address: str, worker_id: str, run_dir, data_dir=None, parent_pid:
         if runs.read_json(local) != definition:
             raise MnistlabError(f"{local} belongs to another search than the chief's at {host}:{port}: "
                                 "give this worker another --run-dir")
+        lease.check_same_search(run_dir, tuner.oracle.search_id, f"{host}:{port}")
     else:  # a folder of this worker's own (no shared filesystem): its trials, their HParams sessions
         from mnistlab.tuning import hparams
 

@@ -1,0 +1,190 @@
+"""`mnistlab tune` across machines: leases (a silent worker's trial goes to another, a late
+worker is refused), a chief that comes back, the one-line errors at the edges, and a real
+search whose chief and workers sit in network namespaces of their own (one per "machine"),
+with a worker's namespace killed mid-trial and the chief killed and started again."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import pytest
+
+from conftest import REPO, cli_env
+from mnistlab.cli import main
+from mnistlab.errors import MnistlabError
+from mnistlab.tuning import lease as lease_lib
+from mnistlab.tuning import oracle as oracle_lib
+from mnistlab.tuning import space as space_lib
+from mnistlab.tuning.search import make_definition
+from mnistlab.tuning.worker import DEFINITION, SEARCH
+from netns import Hosts, hosts_or_skip
+
+BACKEND = keras.backend.backend()
+HOOK = Path(__file__).parent / "tune_hold"
+TINY_SPACE = """base = "none"
+depth = 1
+width = [8, 16]
+batch_norm = false
+augment = 0
+lr = {min = 1e-3, max = 1e-2, sampling = "log"}
+batch_size = 64
+"""
+
+
+def wait_for(predicate, what, timeout=120.0, poll=0.05):
+    """Wait on a condition (never a fixed sleep for correctness); fail saying what did not happen."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout:g} s waiting for {what}"
+        time.sleep(poll)
+
+
+# ------------------------------------------------------------------ an oracle and clients in this process
+
+
+@pytest.fixture
+def chief(tmp_path, monkeypatch):
+    """A chief's oracle served on 127.0.0.1 (lease 0.5 s), and a maker of workers' clients."""
+    space = tmp_path / "space.toml"
+    space.write_text(TINY_SPACE)
+    definition = make_definition(space, model="mlp", tuner="random", max_trials=3, epochs=1, seed=1, backend=BACKEND)
+    (tmp_path / "search").mkdir()
+    (tmp_path / "search" / SEARCH).write_text(json.dumps(definition))
+    hps = space_lib.hyperparameters(definition["space"], {DEFINITION: json.dumps(definition, sort_keys=True)})
+    oracle = oracle_lib.open_oracle(definition, hps, tmp_path / "search", lease=0.5, keep_holders=True)
+    server, servicer, port = oracle_lib.serve(oracle, "127.0.0.1", 0)
+    address = f"127.0.0.1:{port}"
+
+    def client(tuner_id):
+        monkeypatch.setenv("KERASTUNER_TUNER_ID", tuner_id)
+        c = lease_lib.make_client(None, address, chief_wait=5)
+        c.get_space()
+        return c
+
+    yield oracle, client, address, definition
+    servicer.reaper.set()
+    server.stop(0)
+
+
+def finish(client, trial, value=0.5):
+    client.update_trial(trial.trial_id, {"val_accuracy": value}, step=0)
+    trial.status = "COMPLETED"
+    client.end_trial(trial)
+
+
+def test_a_silent_workers_trial_goes_to_another_and_the_late_worker_is_refused(chief, capsys):
+    oracle, client, _, _ = chief
+    a, b = client("a"), client("b")
+    assert a.lease == 0.5 and a.search_id == oracle.search_id
+    ta, tb = a.create_trial("a"), b.create_trial("b")
+    assert ta.status == tb.status == "RUNNING" and ta.trial_id != tb.trial_id
+    # b beats, a is silent: a's trial goes back to the queue
+    wait_for(lambda: b.beat(tb.trial_id) or "a" not in oracle.ongoing_trials, "a's lease to expire", timeout=30)
+    assert ta.trial_id in oracle._retry_queue and "b" in oracle.ongoing_trials
+    finish(b, tb)
+    moved = b.create_trial("b")
+    assert moved.trial_id == ta.trial_id  # b continues a's trial
+    with pytest.raises(lease_lib.TrialMovedOn, match=f"trial {ta.trial_id} moved on to b"):
+        finish(a, ta, 0.9)  # a comes back late: its result is not counted
+    with pytest.raises(lease_lib.TrialMovedOn):
+        a.beat(ta.trial_id)
+    finish(b, moved)
+    finish(b, moved)  # a retried end_trial (say the answer was lost): counted once
+    third = a.create_trial("a")
+    assert "your trial %s was taken back" % ta.trial_id in capsys.readouterr().out
+    idle = b.create_trial("b")  # the last trial is a's: b waits instead of leaving
+    assert idle.status == "IDLE"
+    finish(a, third)
+    assert b.create_trial("b").status == a.create_trial("a").status == "STOPPED"
+    assert sorted(oracle.end_order) == sorted(oracle.trials) and len(oracle.end_order) == 3
+    assert all(t.status == "COMPLETED" for t in oracle.trials.values())
+    assert oracle.trials[ta.trial_id].score == 0.5  # b's value, not a's late 0.9
+    assert oracle.workers[ta.trial_id] == "b"
+
+
+def test_a_worker_back_before_anyone_took_its_trial_keeps_it(chief):
+    oracle, client, _, _ = chief
+    a = client("a")
+    ta = a.create_trial("a")
+    wait_for(lambda: ta.trial_id in oracle._retry_queue, "a's lease to expire", timeout=30)
+    a.beat(ta.trial_id)  # back, and nobody took it: it is a's again
+    assert oracle.ongoing_trials["a"].trial_id == ta.trial_id and ta.trial_id not in oracle._retry_queue
+    finish(a, ta)
+    assert oracle.end_order == [ta.trial_id]
+
+
+def test_a_chief_started_again_gives_running_trials_back_to_their_workers(chief, tmp_path):
+    oracle, client, _, definition = chief
+    a = client("a")
+    ta = a.create_trial("a")
+    hps = space_lib.hyperparameters(definition["space"], {DEFINITION: json.dumps(definition, sort_keys=True)})
+    again = oracle_lib.open_oracle(definition, hps, tmp_path / "search", lease=30, keep_holders=True)
+    assert again.ongoing_trials["a"].trial_id == ta.trial_id and not again._retry_queue
+    assert again.search_id == oracle.search_id
+    local = oracle_lib.open_oracle(definition, hps, tmp_path / "search", lease=30, keep_holders=False)
+    assert not local.ongoing_trials and local._retry_queue == [ta.trial_id]  # supervised workers: as before
+
+
+# ------------------------------------------------------------------ the edges: one line, exit code 2
+
+
+def one_line(capfd) -> str:
+    err = [ln for ln in capfd.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("mnistlab tune: error: "), err
+    return err[0]
+
+
+def join(address, run_dir, *extra):
+    return main(["tune", "--backend", BACKEND, "--join", address, "--worker-id", "x", "--run-dir", str(run_dir),
+                 "--chief-wait", "5", *extra])
+
+
+@pytest.fixture
+def worker_env(monkeypatch):
+    """run_worker sets Keras Tuner's variables in this process: undone after the test."""
+    for var in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        monkeypatch.setenv(var, "unset")
+
+
+def test_edges_give_one_line_and_exit_2(chief, tmp_path, capfd, worker_env, skip_md5):
+    oracle, _, address, definition = chief
+    # a chief that is not there, after a bounded wait
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    started = time.monotonic()
+    assert join(f"127.0.0.1:{free}", tmp_path / "w0", "--chief-wait", "1") == 2
+    assert "no chief answers at 127.0.0.1:%d after 1 s" % free in one_line(capfd)
+    assert time.monotonic() - started < 30
+    # the chief's port already in use (here: by the chief above)
+    port = address.rsplit(":", 1)[1]
+    assert main(["tune", "--backend", BACKEND, "--chief", address, "--run-dir", str(tmp_path / "c2")]) == 2
+    assert f"cannot listen on 127.0.0.1:{port} (in use)" in one_line(capfd)
+    assert not (tmp_path / "c2").exists()
+    # a worker whose folder holds another search (another space)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / SEARCH).write_text(json.dumps({**definition, "space": {**definition["space"], "depth": {"fixed": 2}}}))
+    assert join(address, other) == 2
+    assert "belongs to another search" in one_line(capfd)
+    # a worker whose folder is another run folder of the same search definition (another chief's)
+    twin = tmp_path / "twin"
+    (twin / "keras_tuner").mkdir(parents=True)
+    (twin / SEARCH).write_text(json.dumps(definition))
+    (twin / "keras_tuner" / "oracle.json").write_text(json.dumps({"mnistlab_search_id": "0123456789ab"}))
+    assert join(address, twin) == 2
+    assert "run folder of another search" in one_line(capfd)
+    # a run folder on a path this machine cannot see (a share not mounted here)
+    assert join(address, "/nonexistent-share/searches/s1") == 2
+    assert "/nonexistent-share/searches is not a folder on this machine" in one_line(capfd)
+    assert not oracle.tuner_ids - {"x"} and not oracle.ongoing_trials
+    assert main(["tune", "--backend", BACKEND, "--chief", "127.0.0.1:1", "--lease", "0",
+                 "--run-dir", str(tmp_path / "c3")]) == 2
+    assert "--lease" in one_line(capfd)
