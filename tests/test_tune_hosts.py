@@ -188,3 +188,102 @@ def test_edges_give_one_line_and_exit_2(chief, tmp_path, capfd, worker_env, skip
     assert main(["tune", "--backend", BACKEND, "--chief", "127.0.0.1:1", "--lease", "0",
                  "--run-dir", str(tmp_path / "c3")]) == 2
     assert "--lease" in one_line(capfd)
+
+
+# ------------------------------------------------------------------ three machines
+
+
+@pytest.fixture
+def three_hosts():
+    hosts = hosts_or_skip(["chief", "a", "b"])
+    yield hosts
+    hosts.close()
+
+
+def mnistlab_cmd(*args) -> list[str]:
+    return [sys.executable, "-m", "mnistlab", "tune", "--backend", BACKEND, *map(str, args)]
+
+
+def log_has(path: Path, text: str) -> bool:
+    return path.exists() and text in path.read_text(errors="replace")
+
+
+@pytest.mark.slow  # a chief and two workers, each in a network namespace of its own, killed and restarted
+def test_search_across_hosts_survives_a_lost_host_and_a_chief_restart(three_hosts, tiny_mnist_dir, tmp_path):
+    """Chief on 10.213.0.1, workers a and b on .2 and .3, 3 trials of 2 epochs, lease 4 s. Worker
+    a's whole namespace is SIGKILLed inside a trial (held right after a checkpoint); once the chief
+    has taken a's trial back, the chief is SIGKILLed while b is inside its own trial, b says the
+    chief is away, the chief is started again on the same run folder, b goes on and continues a's
+    trial from its checkpoint. The search ends with exactly 3 completed trials, none twice."""
+    hosts = three_hosts
+    space = tmp_path / "space.toml"
+    space.write_text(TINY_SPACE)
+    run_dir = tmp_path / "search"  # one filesystem: the run folder is shared, as over NFS
+    chief_at = f"{hosts.address['chief']}:8470"
+    chief_cmd = mnistlab_cmd("--chief", chief_at, "--host", hosts.address["chief"], "--lease", 4, "--model", "mlp",
+                             "--tuner", "random", "--max-trials", 3, "--epochs", 2, "--space", space, "--seed", 1,
+                             "--data-dir", tiny_mnist_dir, "--run-dir", run_dir)
+    env = cli_env(MNISTLAB_SKIP_MD5=1, KERAS_BACKEND=BACKEND, PYTHONUNBUFFERED=1,
+                  PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(HOOK), os.environ.get("PYTHONPATH", "")]))
+    logs = {name: tmp_path / f"{name}.log" for name in ("chief1", "chief2", "a", "b")}
+    holds = {w: tmp_path / f"hold-{w}" for w in ("a", "b")}
+
+    def start(host, log, cmd, **extra):
+        with open(log, "w") as out:
+            return hosts.popen(host, cmd, stdout=out, stderr=subprocess.STDOUT, env={**env, **extra})
+
+    chief = start("chief", logs["chief1"], chief_cmd)
+    workers = {}
+    for w in ("a", "b"):
+        holds[w].mkdir()
+        workers[w] = start(w, logs[w], mnistlab_cmd("--join", chief_at, "--worker-id", w, "--run-dir", run_dir,
+                                                     "--data-dir", tiny_mnist_dir, "--chief-wait", 180),
+                           MNISTLAB_TEST_HOLD_DIR=str(holds[w]))
+
+    def held(w):  # the trials worker w is held in, right after a checkpoint (oldest first)
+        files = sorted(holds[w].glob("*.held"), key=lambda p: p.stat().st_mtime_ns)
+        return [(f, f.stem.split("-")[1]) for f in files]
+
+    def alive(*names):
+        for name, proc in [("chief", chief), *workers.items()]:
+            if name in names and proc.poll() is not None:
+                pytest.fail(f"{name} ended early ({proc.returncode}): "
+                            + "\n".join(p.read_text(errors="replace")[-3000:] for p in logs.values() if p.exists()))
+        return True
+
+    wait_for(lambda: alive("chief", "a", "b") and held("a") and held("b"), "both workers inside a trial", timeout=240)
+    (_, lost), (_, kept) = held("a")[0], held("b")[0]
+    assert lost != kept
+    hosts.kill_all("a")  # machine a is gone, mid-trial
+    wait_for(lambda: alive("chief", "b") and log_has(logs["chief1"], f"trial {lost} goes back to the queue"),
+             "the chief to take a's trial back", timeout=120)
+    hosts.kill_all("chief")  # the chief is gone too, while b is inside its trial
+    assert chief.poll() == -9
+    wait_for(lambda: alive("b") and log_has(logs["b"], "does not answer"), "b to say the chief is away", timeout=120)
+    chief = start("chief", logs["chief2"], chief_cmd)
+    wait_for(lambda: alive("chief", "b") and log_has(logs["chief2"], f"trial {kept} is still b's"),
+             "the chief to come back with b's trial", timeout=120)
+    wait_for(lambda: alive("chief", "b") and log_has(logs["b"], "answers again"), "b to find the chief again", timeout=120)
+
+    def release_b():
+        for f, _ in held("b"):
+            f.unlink(missing_ok=True)
+        return chief.poll() is not None
+
+    wait_for(release_b, "the search to end", timeout=300)
+    out = logs["chief2"].read_text(errors="replace")
+    assert chief.returncode == 0, out
+    assert workers["b"].wait(timeout=60) == 0, logs["b"].read_text(errors="replace")
+    results = json.loads((run_dir / "tune_results.json").read_text())
+    trials = results["trials"]
+    assert [t["status"] for t in trials] == ["COMPLETED"] * 3 and len({t["trial_id"] for t in trials}) == 3, trials
+    assert {t["worker"] for t in trials} == {"b"}  # a never finished one
+    state = json.loads((run_dir / "keras_tuner" / "oracle.json").read_text())
+    assert sorted(state["end_order"]) == sorted(t["trial_id"] for t in trials) and not state["ongoing_trials"]
+    for t in trials:
+        history = (run_dir / "trials" / t["trial_id"] / "history.csv").read_text().splitlines()
+        assert [row.split(",")[0] for row in history[1:]] == ["0", "1"], (t, history)  # no epoch twice
+    assert json.loads((run_dir / "trials" / lost / "metrics.json").read_text()).get("resumed_at_epoch"), \
+        "b did not continue a's trial from its checkpoint"
+    assert f"trial {lost} handed to b" in out and "3/3 trials" in out
+    assert results["best"]["test_accuracy"] is not None

@@ -201,6 +201,7 @@ class Leases:
                         self.ongoing_trials.pop(tuner_id)
                 return
             super().end_trial(trial)
+            self.save()  # Keras Tuner saves before it lets go of the trial: the file would still hold it
 
     def get_state(self):
         return {**super().get_state(), "mnistlab_search_id": self.search_id,

@@ -159,14 +159,14 @@ def run_worker(address: str, worker_id: str, run_dir, data_dir=None, parent_pid:
     run_dir = Path(run_dir)
     wait = lease.seconds(chief_wait, lease.CHIEF_WAIT_ENV, lease.DEFAULT_CHIEF_WAIT, "--chief-wait")
     lease.check_worker_folder(run_dir)
-    run_dir.mkdir(exist_ok=True)
     os.environ.update(KERASTUNER_TUNER_ID=worker_id, KERASTUNER_ORACLE_IP=host, KERASTUNER_ORACLE_PORT=str(port))
     import keras
 
-    tuner = make_tuner(run_dir)
-    tuner.oracle = lease.make_client(tuner.oracle, f"{host}:{port}", wait)  # leases, retries, bounded wait
+    # The chief first, the folder after: a worker started before its chief writes nothing into
+    # the (shared) run folder the chief is about to create.
+    client = lease.make_client(None, f"{host}:{port}", wait)  # leases, retries, a bounded first wait
     print(f"[{worker_id}] joining the search at {host}:{port}", flush=True)
-    definition = _definition_from(tuner.oracle.get_space())
+    definition = _definition_from(client.get_space())
     if definition["backend"] != keras.backend.backend():
         raise MnistlabError(f"the search runs on {definition['backend']}: start this worker with "
                             f"--backend {definition['backend']}")
@@ -175,12 +175,16 @@ def run_worker(address: str, worker_id: str, run_dir, data_dir=None, parent_pid:
         if runs.read_json(local) != definition:
             raise MnistlabError(f"{local} belongs to another search than the chief's at {host}:{port}: "
                                 "give this worker another --run-dir")
-        lease.check_same_search(run_dir, tuner.oracle.search_id, f"{host}:{port}")
+        lease.check_same_search(run_dir, client.search_id, f"{host}:{port}")
     else:  # a folder of this worker's own (no shared filesystem): its trials, their HParams sessions
         from mnistlab.tuning import hparams
 
+        run_dir.mkdir(exist_ok=True)
         runs.write_json(local, definition)
         hparams.write_experiment(run_dir / TRIALS, definition["space"])
+    tuner = make_tuner(run_dir)
+    client._oracle = tuner.oracle._oracle  # Keras Tuner's local oracle behind its client
+    tuner.oracle = client
     tuner.definition = definition
     tuner.search(data_dir=data_dir)
     print(f"[{worker_id}] the oracle has no more trials: done", flush=True)
