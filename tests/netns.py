@@ -2,6 +2,7 @@
 
     hosts = Hosts(["chief", "a", "b"])      # 10.213.0.1, .2, .3 on a bridge of their own
     proc = hosts.popen("a", [sys.executable, "-m", "mnistlab", ...], stdout=log)
+    hosts.set_link("a", up=False)            # a cut off the network, its processes go on
     hosts.kill_all("a")                      # every process in a's namespace, SIGKILL
     hosts.close()                            # processes killed, namespaces and links gone
 
@@ -61,6 +62,10 @@ class Hosts:
         proc = subprocess.Popen(["ip", "netns", "exec", self.ns[name], *cmd], **kwargs)
         self.procs.append(proc)
         return proc
+
+    def set_link(self, name: str, up: bool) -> None:
+        """Cut host `name` off the network (its processes go on), or plug it back in."""
+        _ip("-n", self.ns[name], "link", "set", "eth0", "up" if up else "down")
 
     def pids(self, name: str) -> list[int]:
         out = subprocess.run(["ip", "netns", "pids", self.ns[name]], capture_output=True, text=True, timeout=30)

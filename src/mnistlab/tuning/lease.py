@@ -370,6 +370,7 @@ def make_client(oracle_client, address: str, chief_wait: float):
             self.lease, self.search_id = DEFAULT_LEASE, None
             self.contacted, self.away_since = False, None
             self.moved = {}  # trial id -> why it is no longer this worker's
+            self.gone = None  # why this worker stops: its chief has been away too long
             self._say = threading.Lock()
 
         def _away(self, code) -> None:
@@ -378,7 +379,7 @@ def make_client(oracle_client, address: str, chief_wait: float):
                     self.away_since = time.monotonic()
                     if self.contacted:
                         _log(f"[{self.tuner_id}] the chief at {self.address} does not answer ({code.name.lower()}); "
-                             f"retrying for up to {self.wait:g} s; a trial in progress goes on")
+                             f"retrying for up to {self.wait:g} s; a trial in progress goes on while its lease lasts")
 
         def _back(self) -> None:
             with self._say:
@@ -435,7 +436,7 @@ def make_client(oracle_client, address: str, chief_wait: float):
         def create_trial(self, tuner_id):
             response, call = self.call("CreateTrial", protos.get_service().CreateTrialRequest(tuner_id=tuner_id))
             note = dict(call.trailing_metadata() or ()).get(NOTE_KEY)
-            if note:
+            if note and not any(f"trial {t} " in note for t in self.moved):  # not said already
                 _log(f"[{self.tuner_id}] the chief says: {note}")
             return trial_module.Trial.from_proto(response.trial)
 
@@ -456,11 +457,12 @@ def make_client(oracle_client, address: str, chief_wait: float):
             response, _ = self.call("GetBestTrials", protos.get_service().GetBestTrialsRequest(num_trials=num_trials))
             return [trial_module.Trial.from_proto(t) for t in response.trials]
 
-        def beat(self, trial_id) -> None:
-            """One heartbeat for `trial_id` (no retry: the next beat is the retry)."""
+        def beat(self, trial_id) -> bool:
+            """One heartbeat for `trial_id` (no retry: the next beat is the retry); True if answered."""
             timeout = max(0.5, self.lease / 5)
-            self.call("GetTrial", protos.get_service().GetTrialRequest(trial_id=trial_id), trial_id=trial_id,
-                      once=True, timeout=timeout)
+            response, _ = self.call("GetTrial", protos.get_service().GetTrialRequest(trial_id=trial_id),
+                                    trial_id=trial_id, once=True, timeout=timeout)
+            return response is not None
 
     return LeasedClient(getattr(oracle_client, "_oracle", oracle_client))
 
@@ -472,12 +474,22 @@ def _bracket(address: str) -> str:
 
 
 class Heartbeat:
-    """While a trial trains: renew the worker's lease every lease/5 seconds from a thread, and
-    stop the trial (a Keras callback raising `TrialMovedOn`) once the chief says it moved on."""
+    """While a trial trains: renew the worker's lease every lease/5 seconds from a thread; stop the
+    trial (a Keras callback raising `TrialMovedOn`) once the chief says it moved on.
+
+    A worker cut off from its chief cannot know whether its lease ran out. So once it has not
+    been heard for `FENCE` of the lease (before the chief could give its trial away), the
+    trial waits at the next batch, writing nothing, until the chief answers: then it goes on
+    (its own still: a chief that came back) or stops (moved on). Two workers never write into
+    one trial's folder at the same time, save for a checkpoint already being written.
+    """
+
+    FENCE = 0.8
 
     def __init__(self, client, trial_id: str):
         self.client, self.trial_id = client, trial_id
         self.interval = max(0.1, client.lease / 5)
+        self.confirmed = time.monotonic()  # when the last call the chief answered was sent
         self._stop = threading.Event()
 
     @property
@@ -487,8 +499,10 @@ class Heartbeat:
     def __enter__(self):
         def beat():
             while not self._stop.wait(self.interval):
+                sent = time.monotonic()
                 try:
-                    self.client.beat(self.trial_id)
+                    if self.client.beat(self.trial_id):
+                        self.confirmed = sent
                 except TrialMovedOn:
                     return
                 except Exception:  # noqa: BLE001 (anything else: the next beat tries again)
@@ -507,19 +521,38 @@ class Heartbeat:
             raise TrialMovedOn(self.moved)
         self.client.get_trial(self.trial_id)
 
+    def check(self) -> None:
+        """At a batch's end: raise `TrialMovedOn` if the trial moved on; wait while its lease is in doubt."""
+        if not self.moved and time.monotonic() - self.confirmed <= self.FENCE * self.client.lease:
+            return
+        waited = time.monotonic()
+        if not self.moved:
+            _log(f"[{self.client.tuner_id}] trial {self.trial_id} waits: no answer from the chief for "
+                 f"{waited - self.confirmed:.0f} s, and another worker may get it after {self.client.lease:g} s")
+        while not self.moved and time.monotonic() - self.confirmed > self.FENCE * self.client.lease:
+            if time.monotonic() - waited > self.client.wait:
+                self.client.gone = (f"the chief at {self.client.address} has not answered for {self.client.wait:g} s: "
+                                    "this worker stops (run the same command again when the chief is back)")
+                raise TrialMovedOn(self.client.gone)
+            time.sleep(0.05)
+        if self.moved:
+            raise TrialMovedOn(self.moved)
+
     def callback(self):
         import keras
 
         beat = self
 
-        class StopWhenMoved(keras.callbacks.Callback):
+        class LeaseCheck(keras.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
-                if beat.moved:
-                    raise TrialMovedOn(beat.moved)
+                beat.check()
 
             on_test_batch_end = on_train_batch_end
 
-        return StopWhenMoved()
+            def on_epoch_end(self, epoch, logs=None):  # before the checkpoint is written (it runs last)
+                beat.check()
+
+        return LeaseCheck()
 
 
 def check_worker_folder(run_dir) -> None:

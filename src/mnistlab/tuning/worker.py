@@ -76,7 +76,8 @@ def make_tuner(run_dir: Path):
 
         def search(self, data_dir=None):
             # BaseTuner.search, but waiting a little when the oracle is IDLE (Hyperband between
-            # rounds) instead of asking again at once in a busy loop.
+            # rounds; the last trials running elsewhere) instead of asking again at once in a busy
+            # loop, with a lease on each trial (mnistlab.tuning.lease).
             self.on_search_begin()
             while True:
                 trial = self.oracle.create_trial(self.tuner_id)
@@ -88,6 +89,8 @@ def make_tuner(run_dir: Path):
                 self.on_trial_begin(trial)
                 with lease.Heartbeat(self.oracle, trial.trial_id) as beat:  # the chief knows we are alive
                     self._try_run_and_update_trial(trial, data_dir=data_dir, beat=beat)
+                    if self.oracle.gone:
+                        raise MnistlabError(self.oracle.gone)
                     try:
                         if not beat.moved:
                             self.on_trial_end(trial)
@@ -96,6 +99,12 @@ def make_tuner(run_dir: Path):
                 if beat.moved:  # the chief gave it to another worker: nothing of ours is counted
                     print(f"[{self.tuner_id}] {beat.moved}; asking for another trial", flush=True)
             self.on_search_end()
+
+        def _run_and_update_trial(self, trial, *args, **kwargs):
+            try:
+                super()._run_and_update_trial(trial, *args, **kwargs)
+            except lease.TrialMovedOn:  # no error (no traceback): the loop above says it, and reports nothing
+                pass
 
         def run_trial(self, trial, data_dir=None, beat=None):
             from mnistlab.training import train
