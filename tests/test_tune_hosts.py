@@ -314,3 +314,12 @@ def test_search_across_hosts_survives_a_lost_host_and_a_chief_restart(three_host
     late = logs["a"].read_text(errors="replace")
     assert "asking for another trial" in late and f"trial {x} done" not in late
     assert results["best"]["test_accuracy"] is not None
+
+
+def test_hosts_benchmark_dry_run(tmp_path):
+    """benchmarks/tune_hosts.py prints its commands and table without running a search."""
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "tune_hosts.py"), "--dry-run", "--workers", "1",
+                           "3", "--out", str(tmp_path)], capture_output=True, text=True, timeout=120, env=cli_env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("(dry run)") == 4 and "| 3 | namespaces |" in proc.stdout
+    assert "--join 10.213.0.1:8470 --worker-id w2" in proc.stderr and "--chief 127.0.0.1:" in proc.stderr
