@@ -479,7 +479,7 @@ class Heartbeat:
 
     A worker cut off from its chief cannot know whether its lease ran out. So once it has not
     been heard for `FENCE` of the lease (before the chief could give its trial away), the
-    trial waits at the next batch, writing nothing, until the chief answers: then it goes on
+    trial waits before its next batch, writing nothing, until the chief answers: then it goes on
     (its own still: a chief that came back) or stops (moved on). Two workers never write into
     one trial's folder at the same time, save for a checkpoint already being written.
     """
@@ -522,7 +522,7 @@ class Heartbeat:
         self.client.get_trial(self.trial_id)
 
     def check(self) -> None:
-        """At a batch's end: raise `TrialMovedOn` if the trial moved on; wait while its lease is in doubt."""
+        """Before a batch: raise `TrialMovedOn` if the trial moved on; wait while its lease is in doubt."""
         if not self.moved and time.monotonic() - self.confirmed <= self.FENCE * self.client.lease:
             return
         waited = time.monotonic()
@@ -544,10 +544,12 @@ class Heartbeat:
         beat = self
 
         class LeaseCheck(keras.callbacks.Callback):
-            def on_train_batch_end(self, batch, logs=None):
+            # Batch *begin* hooks only: a batch-end hook would stop Keras from dispatching batch
+            # hooks in the background (and sync every step on JAX); begin hooks get no logs.
+            def on_train_batch_begin(self, batch, logs=None):
                 beat.check()
 
-            on_test_batch_end = on_train_batch_end
+            on_test_batch_begin = on_train_batch_begin
 
             def on_epoch_end(self, epoch, logs=None):  # before the checkpoint is written (it runs last)
                 beat.check()
