@@ -12,6 +12,8 @@ the workers (`python -m mnistlab tune --join ...`) each pinned to its share of
 the CPUs, and restarts any that dies with the same tuner id: the oracle hands
 it back its unfinished trial, which continues from its last checkpoint. Run
 again after a crash, Ctrl-C or SIGKILL, it reloads the oracle and goes on.
+With `workers=0` (`--chief`) the workers join from other machines, and leases
+(`mnistlab.tuning.lease`) give a silent one's trial to another.
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ the oracle itself (the definition travels as a fixed hyperparameter,
 address, an id and a folder. Each trial is a real mnistlab run in
 `RUN/trials/<trial_id>/`. A worker restarted with the same id gets its
 unfinished trial back from the oracle and continues it with `train(...,
-resume=True)` from the trial's last checkpoint.
+resume=True)` from the trial's last checkpoint. While a trial trains, the
+worker holds a lease on it (`mnistlab.tuning.lease`): silent too long, it
+loses the trial to the next worker, which continues it the same way.
 
 Trials never see the test set: the data set handed to `train()` carries the
 trial's own validation split in place of the test set, so `metrics.json`'s
