@@ -30,8 +30,9 @@ RUNNING for ever, and the search waits for ever or ends a trial short
 
 The lease travels in Keras Tuner's own gRPC service: the tuner id as call
 metadata (`mnistlab-tuner-id`), the lease length, the search's id and notes
-as trailing metadata. Workers without it (Keras Tuner's own) are served as
-Keras Tuner serves them, without leases.
+as trailing metadata. A plain Keras Tuner worker (no metadata, no heartbeat)
+is served too, but renews its lease only when it asks for a trial: give such
+workers a lease longer than their longest trial.
 """
 
 from __future__ import annotations
