@@ -317,6 +317,12 @@ def start_reaper(oracle) -> threading.Event:
     """A thread that takes back silent workers' trials; set the returned event to stop it."""
     stop = threading.Event()
     interval = max(0.1, min(5.0, oracle.lease_seconds / 5))
+    from keras_tuner.src.engine import oracle as oracle_module
+
+    with _locked(oracle, oracle_module):  # the leases count from now, when workers can reach the chief
+        now = time.monotonic()
+        for tuner_id in oracle._leases()._seen:
+            oracle._seen[tuner_id] = now
 
     def reap():
         while not stop.wait(interval):
