@@ -263,6 +263,7 @@ def search(definition: dict, run_dir, workers: int = 1, data_dir=None, host: str
         if pool is not None:
             pool.stop()
         server.stop(0)
+        servicer.reaper.set()  # the leases' thread
         oracle.save()
         if verbose:
             print(f"search stopped; run the same command again to continue it from {run_dir}", file=sys.stderr)
@@ -270,6 +271,7 @@ def search(definition: dict, run_dir, workers: int = 1, data_dir=None, host: str
     if pool is not None:
         pool.stop()
     server.stop(0)
+    servicer.reaper.set()
     if oracle.aborted:
         raise MnistlabError(f"the search stopped: {oracle.aborted}; see the trials' messages in "
                             f"{run_dir / 'keras_tuner'} and the workers' logs in {run_dir / 'logs'}")
