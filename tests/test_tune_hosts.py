@@ -18,13 +18,12 @@ import pytest
 
 from conftest import REPO, cli_env
 from mnistlab.cli import main
-from mnistlab.errors import MnistlabError
 from mnistlab.tuning import lease as lease_lib
 from mnistlab.tuning import oracle as oracle_lib
 from mnistlab.tuning import space as space_lib
 from mnistlab.tuning.search import make_definition
 from mnistlab.tuning.worker import DEFINITION, SEARCH
-from netns import Hosts, hosts_or_skip
+from netns import hosts_or_skip
 
 BACKEND = keras.backend.backend()
 HOOK = Path(__file__).parent / "tune_hold"
