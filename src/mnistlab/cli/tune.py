@@ -42,6 +42,12 @@ def add_arguments(p):
     dist.add_argument("--join", default=None, metavar="HOST:PORT", help="run a worker of the chief at HOST:PORT")
     dist.add_argument("--worker-id", default=None, metavar="ID",
                       help="this worker's name; restarted with the same one, it gets its unfinished trial back")
+    dist.add_argument("--lease", type=float, default=None, metavar="S",
+                      help="chief: a worker silent for S seconds loses its trial to the next worker "
+                           "(default $MNISTLAB_TUNE_LEASE, else 60)")
+    dist.add_argument("--chief-wait", type=float, default=None, metavar="S",
+                      help="worker: how long to wait for a chief that does not answer, at the start or after it "
+                           "went away (default $MNISTLAB_TUNE_CHIEF_WAIT, else 300)")
     # set by the supervisor for its workers: exit with it; the CPUs to pin to
     p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--cpus", default=None, help=argparse.SUPPRESS)
@@ -90,12 +96,16 @@ def run(args) -> int:
         from mnistlab.tuning.worker import run_worker
 
         cpus = [int(c) for c in args.cpus.split(",")] if args.cpus else None
-        return run_worker(args.join, args.worker_id, args.run_dir, args.data_dir, args.parent_pid, cpus)
+        return run_worker(args.join, args.worker_id, args.run_dir, args.data_dir, args.parent_pid, cpus,
+                          chief_wait=args.chief_wait)
     if args.worker_id is not None:
         raise MnistlabError("--worker-id goes with --join HOST:PORT")
     host, port = _chief_host(args) if args.chief is not None else (args.host or "127.0.0.1", 0)
     if args.chief is None and not 1 <= args.workers <= 64:
         raise MnistlabError(f"--workers must be from 1 to 64, got {args.workers}")
+    from mnistlab.tuning import lease
+
+    lease.seconds(args.lease, lease.LEASE_ENV, lease.DEFAULT_LEASE, "--lease")  # checked before anything starts
     started = time.perf_counter()
     from mnistlab.tuning.results import summary_line
     from mnistlab.tuning.search import make_definition, search
@@ -104,7 +114,7 @@ def run(args) -> int:
                                  max_trials=args.max_trials, epochs=args.epochs, train_limit=args.train_limit,
                                  seed=args.seed)
     results = search(definition, args.run_dir, workers=0 if args.chief else args.workers, data_dir=args.data_dir,
-                     host=host, port=port, verbose=args.verbose)
+                     host=host, port=port, verbose=args.verbose, lease=args.lease)
     if results.get("already_finished"):
         print(f"{args.run_dir} holds a finished search: nothing to do. ", end="")
     print(summary_line(results, args.run_dir, None if results.get("already_finished")

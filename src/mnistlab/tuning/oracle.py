@@ -1,7 +1,8 @@
 """Keras Tuner's oracle, made safe to kill, and served over gRPC.
 
 The oracle is Keras Tuner's own (random search, Bayesian optimisation or
-Hyperband) with four additions, all in `_Safe`:
+Hyperband) with leases (`mnistlab.tuning.lease`: a silent worker's trial goes
+to another) and four additions, all in `_Safe`:
 
 * its state (`oracle.json`) and every `trial.json` are written atomically
   (`mnistlab.runs.atomic_path`): a SIGKILL mid-write leaves the previous
@@ -98,7 +99,9 @@ _CLASSES = {}
 
 def _oracle_class(base):
     if base not in _CLASSES:
-        _CLASSES[base] = type(f"Mnistlab{base.__name__}", (_Safe, base), {})
+        from mnistlab.tuning.lease import Leases
+
+        _CLASSES[base] = type(f"Mnistlab{base.__name__}", (Leases, _Safe, base), {})
     return _CLASSES[base]
 
 
@@ -124,14 +127,21 @@ def make_oracle(definition: dict, hps):
     return oracle
 
 
-def open_oracle(definition: dict, hps, run_dir):
-    """The search's oracle in `run_dir`, reloaded when a search was started there."""
+def open_oracle(definition: dict, hps, run_dir, lease: float | None = None, keep_holders: bool = False):
+    """The search's oracle in `run_dir`, reloaded when a search was started there. `lease`: seconds a
+    worker may stay silent (`mnistlab.tuning.lease`); `keep_holders`: running trials stay their
+    workers' on reload (a chief started again while its workers on other machines went on)."""
+    from mnistlab.tuning import lease as lease_lib
+
     oracle = make_oracle(definition, hps)
+    oracle.lease_seconds = lease_lib.seconds(lease, lease_lib.LEASE_ENV, lease_lib.DEFAULT_LEASE, "--lease")
+    oracle.keep_holders = keep_holders
     oracle._set_project_dir(str(run_dir), PROJECT)
     if os.path.exists(oracle._get_oracle_fname()):
         oracle.reload()
     else:
         oracle.save()
+    lease_lib.ensure_search_id(oracle)
     return oracle
 
 
@@ -141,10 +151,13 @@ def serve(oracle, host: str, port: int):
 
     import grpc
     from keras_tuner.src import protos
-    from keras_tuner.src.distribute.oracle_chief import OracleServicer
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    servicer = OracleServicer(oracle)
+    from mnistlab.tuning import lease
+
+    lease.check_port(host, port)
+    # no SO_REUSEPORT: a second chief on the same port must fail, not share it with the first
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1), options=[("grpc.so_reuseport", 0)])
+    servicer = lease.make_servicer(oracle)  # Keras Tuner's OracleServicer, with leases
     protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
     try:
         bound = server.add_insecure_port(f"{_bracket(host)}:{port}")
@@ -154,6 +167,7 @@ def serve(oracle, host: str, port: int):
         raise MnistlabError(f"cannot listen on {host}:{port} (address in use, or not an address of this "
                             "machine): choose another --chief port or --host")
     server.start()
+    servicer.reaper = lease.start_reaper(oracle)
     return server, servicer, bound
 
 

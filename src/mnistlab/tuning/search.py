@@ -12,6 +12,8 @@ the workers (`python -m mnistlab tune --join ...`) each pinned to its share of
 the CPUs, and restarts any that dies with the same tuner id: the oracle hands
 it back its unfinished trial, which continues from its last checkpoint. Run
 again after a crash, Ctrl-C or SIGKILL, it reloads the oracle and goes on.
+With `workers=0` (`--chief`) the workers join from other machines, and leases
+(`mnistlab.tuning.lease`) give a silent one's trial to another.
 """
 
 from __future__ import annotations
@@ -207,13 +209,14 @@ def _duration(s: float) -> str:
 
 
 def search(definition: dict, run_dir, workers: int = 1, data_dir=None, host: str = "127.0.0.1",
-           port: int = 0, verbose: int = 1) -> dict:
+           port: int = 0, verbose: int = 1, lease: float | None = None) -> dict:
     """Run (or continue) the search in `run_dir`; returns the results (see `mnistlab.tuning.results`).
 
     `workers=0` runs only the oracle (`mnistlab tune --chief`): workers join from
-    elsewhere, and it ends when Keras Tuner's chief would.
+    elsewhere, and it ends when Keras Tuner's chief would. `lease`: seconds a worker
+    may stay silent before its trial goes to another (`mnistlab.tuning.lease`).
     """
-    from mnistlab.tuning import hparams, oracle as oracle_lib, results as results_lib
+    from mnistlab.tuning import hparams, lease as lease_lib, oracle as oracle_lib, results as results_lib
 
     run_dir = Path(run_dir)
     state = check_run_dir(run_dir, definition)
@@ -223,6 +226,7 @@ def search(definition: dict, run_dir, workers: int = 1, data_dir=None, host: str
         return found
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0 or workers > 64:
         raise MnistlabError(f"--workers must be a whole number from 1 to 64, got {workers!r}")
+    lease_lib.check_port(host, port)  # a port in use: refused before anything is written
     if workers:  # the workers here read the data: a bad --data-dir fails now, with nothing written
         from mnistlab import data as data_lib
         data_lib.load(definition["dataset"], data_dir=data_dir)
@@ -235,7 +239,7 @@ def search(definition: dict, run_dir, workers: int = 1, data_dir=None, host: str
         runs.write_json(run_dir / SEARCH, definition)
         hparams.write_experiment(run_dir / TRIALS, definition["space"])
     hps = space_lib.hyperparameters(definition["space"], {DEFINITION: json.dumps(definition, sort_keys=True)})
-    oracle = oracle_lib.open_oracle(definition, hps, run_dir)
+    oracle = oracle_lib.open_oracle(definition, hps, run_dir, lease=lease, keep_holders=not workers)
     server, servicer, bound = oracle_lib.serve(oracle, host, port)
     address = f"{host}:{bound}"
     pool = Workers(run_dir, address, workers, definition["backend"], data_dir) if workers else None
@@ -257,6 +261,7 @@ def search(definition: dict, run_dir, workers: int = 1, data_dir=None, host: str
         if pool is not None:
             pool.stop()
         server.stop(0)
+        servicer.reaper.set()  # the leases' thread
         oracle.save()
         if verbose:
             print(f"search stopped; run the same command again to continue it from {run_dir}", file=sys.stderr)
@@ -264,6 +269,7 @@ def search(definition: dict, run_dir, workers: int = 1, data_dir=None, host: str
     if pool is not None:
         pool.stop()
     server.stop(0)
+    servicer.reaper.set()
     if oracle.aborted:
         raise MnistlabError(f"the search stopped: {oracle.aborted}; see the trials' messages in "
                             f"{run_dir / 'keras_tuner'} and the workers' logs in {run_dir / 'logs'}")

@@ -7,7 +7,9 @@ the oracle itself (the definition travels as a fixed hyperparameter,
 address, an id and a folder. Each trial is a real mnistlab run in
 `RUN/trials/<trial_id>/`. A worker restarted with the same id gets its
 unfinished trial back from the oracle and continues it with `train(...,
-resume=True)` from the trial's last checkpoint.
+resume=True)` from the trial's last checkpoint. While a trial trains, the
+worker holds a lease on it (`mnistlab.tuning.lease`): silent too long, it
+loses the trial to the next worker, which continues it the same way.
 
 Trials never see the test set: the data set handed to `train()` carries the
 trial's own validation split in place of the test set, so `metrics.json`'s
@@ -64,7 +66,7 @@ def make_tuner(run_dir: Path):
     from keras_tuner.src.engine import base_tuner
     from keras_tuner.src.engine import trial as trial_module
 
-    from mnistlab.tuning import hparams, space
+    from mnistlab.tuning import hparams, lease, space
     from mnistlab.tuning.oracle import OBJECTIVE
 
     class MnistlabTuner(base_tuner.BaseTuner):
@@ -76,7 +78,8 @@ def make_tuner(run_dir: Path):
 
         def search(self, data_dir=None):
             # BaseTuner.search, but waiting a little when the oracle is IDLE (Hyperband between
-            # rounds) instead of asking again at once in a busy loop.
+            # rounds; the last trials running elsewhere) instead of asking again at once in a busy
+            # loop, with a lease on each trial (mnistlab.tuning.lease).
             self.on_search_begin()
             while True:
                 trial = self.oracle.create_trial(self.tuner_id)
@@ -86,11 +89,26 @@ def make_tuner(run_dir: Path):
                     time.sleep(0.5)
                     continue
                 self.on_trial_begin(trial)
-                self._try_run_and_update_trial(trial, data_dir=data_dir)
-                self.on_trial_end(trial)
+                with lease.Heartbeat(self.oracle, trial.trial_id) as beat:  # the chief knows we are alive
+                    self._try_run_and_update_trial(trial, data_dir=data_dir, beat=beat)
+                    if self.oracle.gone:
+                        raise MnistlabError(self.oracle.gone)
+                    try:
+                        if not beat.moved:
+                            self.on_trial_end(trial)
+                    except lease.TrialMovedOn:
+                        pass
+                if beat.moved:  # the chief gave it to another worker: nothing of ours is counted
+                    print(f"[{self.tuner_id}] {beat.moved}; asking for another trial", flush=True)
             self.on_search_end()
 
-        def run_trial(self, trial, data_dir=None):
+        def _run_and_update_trial(self, trial, *args, **kwargs):
+            try:
+                super()._run_and_update_trial(trial, *args, **kwargs)
+            except lease.TrialMovedOn:  # no error (no traceback): the loop above says it, and reports nothing
+                pass
+
+        def run_trial(self, trial, data_dir=None, beat=None):
             from mnistlab.training.train import train
 
             values = trial.hyperparameters.values
@@ -102,11 +120,13 @@ def make_tuner(run_dir: Path):
                   f"{space.searched(values)}", flush=True)
             try:
                 result = train(config, folder, dataset=self._trial_data(config, data_dir), verbose=2,
-                               resume=resume)
+                               resume=resume, callbacks=[beat.callback()] if beat else None)
             except MnistlabError as e:  # a deterministic failure (diverged, say): no retry
                 hparams.write_session(folder / runs.TENSORBOARD, trial.trial_id, space.searched(values), None,
                                       "FAILED", started)
                 raise kt.errors.FailedTrialError(str(e)) from None
+            if beat is not None:
+                beat.confirm()  # still ours (or TrialMovedOn): write nothing more into a trial moved on
             m = result.metrics
             if m.get("best_val_accuracy") is None:
                 raise kt.errors.FailedTrialError("the trial never validated")
@@ -134,8 +154,11 @@ def make_tuner(run_dir: Path):
 
 
 def run_worker(address: str, worker_id: str, run_dir, data_dir=None, parent_pid: int | None = None,
-               cpus: list[int] | None = None) -> int:
-    """Join the search at `address` as `worker_id`; run trials until the oracle says stop."""
+               cpus: list[int] | None = None, chief_wait: float | None = None) -> int:
+    """Join the search at `address` as `worker_id`; run trials until the oracle says stop.
+    `chief_wait`: seconds to wait for a chief that does not answer (`mnistlab.tuning.lease`)."""
+    from mnistlab.tuning import lease
+
     if cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cpus)
     if parent_pid:
@@ -144,13 +167,16 @@ def run_worker(address: str, worker_id: str, run_dir, data_dir=None, parent_pid:
     if not worker_id or worker_id == "chief" or "chief" in worker_id:
         raise MnistlabError(f"--worker-id {worker_id!r}: give each worker its own name without 'chief' (e.g. w1)")
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    wait = lease.seconds(chief_wait, lease.CHIEF_WAIT_ENV, lease.DEFAULT_CHIEF_WAIT, "--chief-wait")
+    lease.check_worker_folder(run_dir)
     os.environ.update(KERASTUNER_TUNER_ID=worker_id, KERASTUNER_ORACLE_IP=host, KERASTUNER_ORACLE_PORT=str(port))
     import keras
 
-    tuner = make_tuner(run_dir)
+    # The chief first, the folder after: a worker started before its chief writes nothing into
+    # the (shared) run folder the chief is about to create.
+    client = lease.make_client(None, f"{host}:{port}", wait)  # leases, retries, a bounded first wait
     print(f"[{worker_id}] joining the search at {host}:{port}", flush=True)
-    definition = _definition_from(tuner.oracle.get_space())
+    definition = _definition_from(client.get_space())
     if definition["backend"] != keras.backend.backend():
         raise MnistlabError(f"the search runs on {definition['backend']}: start this worker with "
                             f"--backend {definition['backend']}")
@@ -159,11 +185,16 @@ def run_worker(address: str, worker_id: str, run_dir, data_dir=None, parent_pid:
         if runs.read_json(local) != definition:
             raise MnistlabError(f"{local} belongs to another search than the chief's at {host}:{port}: "
                                 "give this worker another --run-dir")
+        lease.check_same_search(run_dir, client.search_id, f"{host}:{port}")
     else:  # a folder of this worker's own (no shared filesystem): its trials, their HParams sessions
         from mnistlab.tuning import hparams
 
+        run_dir.mkdir(exist_ok=True)
         runs.write_json(local, definition)
         hparams.write_experiment(run_dir / TRIALS, definition["space"])
+    tuner = make_tuner(run_dir)
+    client._oracle = tuner.oracle._oracle  # Keras Tuner's local oracle behind its client
+    tuner.oracle = client
     tuner.definition = definition
     tuner.search(data_dir=data_dir)
     print(f"[{worker_id}] the oracle has no more trials: done", flush=True)
