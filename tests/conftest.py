@@ -99,6 +99,19 @@ _JAX_CACHE_VARS = ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPIL
                    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES")
 
 
+# `mnistlab tune`'s tests: a search space that trains in seconds, and the folder of the
+# sitecustomize hook that lets a test hold a worker inside a trial.
+TUNE_HOOK = Path(__file__).parent / "tune_hold"
+TINY_SPACE = """base = "none"
+depth = 1
+width = [8, 16]
+batch_norm = false
+augment = 0
+lr = {min = 1e-3, max = 1e-2, sampling = "log"}
+batch_size = 64
+"""
+
+
 def cli_env(**extra) -> dict:
     """Environment for `python -m mnistlab` subprocesses in tests.
 

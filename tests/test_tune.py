@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 import pytest
 
-from conftest import REPO, cli_env
+from conftest import REPO, TINY_SPACE, TUNE_HOOK as HOOK, cli_env
 from mnistlab.cli.main import build_parser, main
 from mnistlab.cli.train import config_from_args
 from mnistlab.errors import MnistlabError
@@ -26,15 +26,6 @@ from mnistlab.tuning import space as space_lib
 from mnistlab.tuning.search import make_definition
 
 BACKEND = keras.backend.backend()
-HOOK = Path(__file__).parent / "tune_hold"
-TINY_SPACE = """base = "none"
-depth = 1
-width = [8, 16]
-batch_norm = false
-augment = 0
-lr = {min = 1e-3, max = 1e-2, sampling = "log"}
-batch_size = 64
-"""
 
 
 # ------------------------------------------------------------------ the space

@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import pytest
 
-from conftest import REPO, cli_env
+from conftest import REPO, TINY_SPACE, TUNE_HOOK as HOOK, cli_env
 from mnistlab.cli.main import main
 from mnistlab.tuning import lease as lease_lib
 from mnistlab.tuning import oracle as oracle_lib
@@ -26,15 +26,6 @@ from mnistlab.tuning.worker import DEFINITION, SEARCH
 from netns import hosts_or_skip
 
 BACKEND = keras.backend.backend()
-HOOK = Path(__file__).parent / "tune_hold"
-TINY_SPACE = """base = "none"
-depth = 1
-width = [8, 16]
-batch_norm = false
-augment = 0
-lr = {min = 1e-3, max = 1e-2, sampling = "log"}
-batch_size = 64
-"""
 
 
 def wait_for(predicate, what, timeout=120.0, poll=0.05):
