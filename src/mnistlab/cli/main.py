@@ -94,7 +94,7 @@ def check_backend_installed(backend: str) -> None:
     KERAS_BACKEND=torch) on a plain install would otherwise end in Keras' import error.
     Backends mnistlab does not know (Keras' numpy, openvino) are left to Keras.
     """
-    if backend not in BACKEND_PACKAGES or "keras" in sys.modules:
+    if backend not in BACKEND_PACKAGES:
         return
     module, install = BACKEND_PACKAGES[backend]
     if importlib.util.find_spec(module) is None:

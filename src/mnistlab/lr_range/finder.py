@@ -54,6 +54,7 @@ from mnistlab.errors import MnistlabError
 from mnistlab.lr_range.result import ALL_RULES, FILES, LRRangeResult  # noqa: F401  (public names of this module too)
 from mnistlab.lr_range.rules import RULES, read_curve  # noqa: F401
 from mnistlab.lr_range.batches import batch_stream
+from mnistlab.models.random_state import set_torch_generator_state, torch_generator_state
 from mnistlab.models.steps import BatchStepper
 
 # Steps of the default test: enough for a readable curve (fastai uses 100 too)
@@ -327,14 +328,14 @@ class _preserved_state:
             if id(v) not in seen:
                 seen.add(id(v))
                 self.saved.append((v, np.array(v.numpy(), copy=True)))
-        self.rng = _torch_rng_state()
+        self.rng = torch_generator_state()
         return self
 
     def restore(self):
         """Put every saved variable (and, on torch, the global generator) back as it was."""
         for v, value in self.saved:
             v.assign(value)
-        _set_torch_rng_state(self.rng)
+        set_torch_generator_state(self.rng)
 
     def __exit__(self, *exc):
         self.restore()
@@ -343,23 +344,3 @@ class _preserved_state:
             self.model.reset_metrics()  # metrics first built by the test start from zero
         return False
 
-
-def _torch_rng_state():
-    """On torch, the state of its global generators (CPU, and every GPU once CUDA is in use); else None."""
-    if keras.backend.backend() != "torch":
-        return None
-    import torch
-
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
-    return torch.get_rng_state(), cuda
-
-
-def _set_torch_rng_state(state):
-    if state is None:
-        return
-    import torch
-
-    cpu, cuda = state
-    torch.set_rng_state(cpu)
-    if cuda is not None:
-        torch.cuda.set_rng_state_all(cuda)
