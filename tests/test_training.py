@@ -349,3 +349,16 @@ def test_train_errors_say_what_to_pass(tiny, tmp_path):
     with pytest.raises(TypeError, match="takes a TrainConfig"):
         train({"model": "mlp"}, tmp_path / "bad", dataset=tiny)
     assert not (tmp_path / "bad").exists()  # refused before the run folder is made
+
+
+def test_own_models_steps_per_execution_must_be_the_configs_or_on_torch_one():
+    from mnistlab.models import build_model
+    from mnistlab.training.inputs import check_own_model
+    from mnistlab.training.train import compile_model
+
+    config = quick(steps_per_execution=5)
+    torch = keras.backend.backend() == "torch"  # Keras' torch trainer runs one step per call
+    check_own_model(compile_model(build_model("mlp", **SMALL), config, 1e-3, 1 if torch else 5), config)
+    wrong = compile_model(build_model("mlp", **SMALL), config, 1e-3, 3)
+    with pytest.raises(ValueError, match="compile it with steps_per_execution=1" if torch else "make them equal"):
+        check_own_model(wrong, config)
