@@ -343,4 +343,3 @@ class _preserved_state:
         if any(id(v) not in known for v in self.model.metrics_variables):
             self.model.reset_metrics()  # metrics first built by the test start from zero
         return False
-

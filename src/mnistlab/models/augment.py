@@ -72,7 +72,7 @@ class RandomAffine(keras.layers.Layer):
         elif keras.backend.backend() == "torch":
             # Keras' affine_transform on torch resamples the batch one image at a time, in a
             # Python loop of map_coordinates calls: most of the default MLP's training step
-            # (BENCHMARKS.md, "PyTorch"). The hand-written sampler is one batched gather and
+            # (docs/performance.md, "PyTorch"). The hand-written sampler is one batched gather and
             # computes the same bilinear, zero-filled resampling (tests/test_models.py).
             out = self._sample(x, (a0, a1, a2, b0, b1, b2), elastic=False)
         else:
