@@ -140,6 +140,32 @@ def test_backend_flag(tiny_mnist_dir, tmp_path):
         assert json.loads((run / "config.json").read_text())["backend"] == backend
 
 
+def test_a_missing_backend_package_is_named_with_what_to_install(tmp_path):
+    """torch is no dependency of mnistlab: --backend torch without it exits 2, saying what to install."""
+    code = ("import sys; sys.modules['torch'] = None; from mnistlab.cli.main import main; "  # as if not installed
+            f"sys.exit(main(['train', '--backend', 'torch', '--run-dir', {str(tmp_path / 'r')!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=600)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "the torch backend needs the torch package, which is not installed: pip install torch" in proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND") != "torch",
+                    reason="the training smoke test of CI's torch slice (KERAS_BACKEND=torch)")
+def test_train_on_torch_with_steps_per_execution(tiny_mnist_dir, tmp_path):
+    """Keras' torch trainer runs one step per call: --steps-per-execution then sets only the epoch length."""
+    run = tmp_path / "torch"
+    proc = mnistlab("train", "--backend", "torch", "--epochs", "2", "--width", "16", "--depth", "1",
+                    "--steps-per-execution", "5", "--data-dir", tiny_mnist_dir, "--run-dir", run, "--verbose", "0",
+                    MNISTLAB_SKIP_MD5=1)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((run / "config.json").read_text())["backend"] == "torch"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["backend"] == "torch" and metrics["epochs_run"] == 2
+    again = mnistlab("train", "--resume", run, MNISTLAB_SKIP_MD5=1)  # the run's backend, from its config.json
+    assert again.returncode == 0 and "torch" in again.stdout, again.stderr
+
+
 @pytest.mark.slow
 def test_real_mnist_short_run(mnist_dir, tmp_path):
     """One short run on real MNIST (a 6000-image subset, 2 epochs) must learn."""

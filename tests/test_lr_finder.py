@@ -43,6 +43,15 @@ def state(model):
     return [np.array(v.numpy()) for v in [*model.variables, *model.optimizer.variables, *model.metrics_variables]]
 
 
+def torch_rng_state():
+    """torch's global generator state as a numpy array on torch; None on other backends."""
+    if keras.backend.backend() != "torch":
+        return None
+    import torch
+
+    return torch.get_rng_state().numpy().copy()
+
+
 def assert_same_state(before, after):
     assert len(before) == len(after)
     for a, b in zip(before, after):
@@ -214,9 +223,12 @@ def test_any_model_is_restored_bit_for_bit(kind):
     assert len(metric_values) == 4 and all(v.any() for v in metric_values)
     iterations = int(model.optimizer.iterations.numpy())
     assert iterations == 8
+    torch_rng = torch_rng_state()
     result = lr_range_test(model, x, y, batch_size=32, steps=40, verbose=0)
     assert len(result.lrs) >= 10 and np.isfinite(result.losses[:5]).all()
     assert_same_state(before, state(model))
+    if torch_rng is not None:  # on torch an unseeded Dropout draws from the global generator: restored too
+        assert np.array_equal(torch_rng, torch_rng_state())
     assert int(model.optimizer.iterations.numpy()) == iterations
     assert float(model.optimizer.learning_rate.numpy()) == np.float32(2e-3)
     # seed generators (dropout) are part of model.variables and so restored too
@@ -253,6 +265,17 @@ def test_model_is_restored_when_the_data_fails_midway():
     with pytest.raises(MnistlabError, match="tuple"):
         lr_range_test(model, batches(), steps=20, verbose=0)
     assert_same_state(before, state(model))
+
+
+def test_steps_per_execution_above_one_runs_or_on_torch_is_refused_with_what_to_do():
+    x, y = regression_data(n=256)
+    model = linear_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", steps_per_execution=3)
+    if keras.backend.backend() != "torch":
+        assert len(lr_range_test(model, x, y, steps=10, validate=False, verbose=0).lrs) == 10
+        return
+    with pytest.raises(MnistlabError, match="compile it with steps_per_execution=1"):
+        lr_range_test(model, x, y, steps=10, verbose=0)  # Keras' torch trainer refuses it; fit would too
 
 
 def test_schedule_compiled_model_is_refused():

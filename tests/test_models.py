@@ -73,6 +73,25 @@ def test_elastic_grid_matches_the_affine_path():
     assert np.abs(strong - a).mean() > 1.0
 
 
+def test_batched_sampler_matches_affine_transform():
+    """The sampler RandomAffine uses on torch (and, with a field, for elastic distortion)
+    resamples exactly as Keras' affine_transform does: bilinear, zero outside the image."""
+    x = digits(8)[..., None]
+    rng = np.random.default_rng(4)
+    angle, scale = rng.uniform(-0.3, 0.3, 8), rng.uniform(0.85, 1.15, 8)
+    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
+    c = 13.5
+    coeffs = [cos, -sin, c - cos * c + sin * c - rng.uniform(-4, 4, 8),
+              sin, cos, c - sin * c - cos * c - rng.uniform(-4, 4, 8)]
+    coeffs = [keras.ops.convert_to_tensor(v.astype("float32")) for v in coeffs]
+    zeros = keras.ops.zeros_like(coeffs[0])
+    expected = keras.ops.image.affine_transform(
+        x, keras.ops.stack([*coeffs, zeros, zeros], axis=1), interpolation="bilinear",
+        fill_mode="constant", fill_value=0.0, data_format="channels_last")
+    got = RandomAffine(seed=0)._sample(keras.ops.convert_to_tensor(x), coeffs, elastic=False)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(expected), atol=1e-3)
+
+
 def test_augmentation_is_saved_with_the_model(tmp_path):
     model = build_cnn(filters=(4,), dense=0, elastic=20, elastic_sigma=3)
     model.save(tmp_path / "m.keras")

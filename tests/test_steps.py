@@ -76,8 +76,11 @@ def test_jax_keeps_the_state_between_steps():
 
 
 
-@pytest.mark.parametrize("options", [dict(steps_per_execution=3), dict(run_eagerly=True)],
-                         ids=["steps_per_execution", "run_eagerly"])
+@pytest.mark.parametrize("options", [
+    pytest.param(dict(steps_per_execution=3), marks=pytest.mark.skipif(
+        keras.backend.backend() == "torch", reason="Keras' torch trainer refuses steps_per_execution > 1 "
+        "(test_lr_finder.py checks the range test says so)")),
+    dict(run_eagerly=True)], ids=["steps_per_execution", "run_eagerly"])
 def test_compile_options_give_the_same_steps(options):
     expected_logs, expected_state, _ = run(model_with_everything(keras.optimizers.Adam(1e-3), **options), False)
     logs, state, _ = run(model_with_everything(keras.optimizers.Adam(1e-3), **options), True)
@@ -108,6 +111,24 @@ def custom_train_step_model():
                 metrics_vars = tracker.stateless_update_state(metrics_vars, loss)
                 return {"loss": tracker.stateless_result(metrics_vars)}, (
                     trainable, non_trainable, optimizer_vars, metrics_vars)
+
+            @property
+            def metrics(self):
+                return [tracker]
+    elif keras.backend.backend() == "torch":
+        import torch
+
+        class Custom(keras.Model):
+            def train_step(self, data):
+                x, y = data[0], data[1]
+                loss = loss_fn(y, self(x, training=True))
+                self.zero_grad()
+                loss.backward()
+                weights = self.trainable_weights[:]
+                with torch.no_grad():
+                    self.optimizer.apply([v.value.grad for v in weights], weights)
+                tracker.update_state(loss)
+                return {"loss": tracker.result()}
 
             @property
             def metrics(self):

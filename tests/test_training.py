@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mnistlab import data
-from mnistlab.config import make_config
+from mnistlab.config import BACKENDS, make_config
 from mnistlab.errors import MnistlabError
 from mnistlab.training.train import train
 
@@ -34,7 +34,7 @@ def test_run_folder_contents(tiny, tmp_path):
         assert (run / name).is_file() and (run / name).stat().st_size > 0, name
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["config"]["model_options"] == SMALL and cfg["seed"] == 0
-    assert cfg["backend"] in ("tensorflow", "jax") and "keras" in cfg["versions"]
+    assert cfg["backend"] in BACKENDS and "keras" in cfg["versions"]
     rows = list(csv.DictReader(open(run / "history.csv")))
     assert len(rows) == 3 and {"loss", "val_loss", "val_accuracy", "learning_rate"} <= set(rows[0])
     metrics = json.loads((run / "metrics.json").read_text())
@@ -173,14 +173,16 @@ def test_steps_per_execution_keeps_epochs_whole(tiny, tmp_path):
     # 540 training images at batch 32: 16 full batches; 5 steps per call -> 15 per epoch
     from mnistlab.training.train import execution_steps, steps_per_epoch
 
+    # Keras' torch trainer runs one step per call: there the config only sets the epoch length
+    torch = keras.backend.backend() == "torch"
     config = quick(epochs=2, steps_per_execution=5)
-    assert (execution_steps(config, 540), steps_per_epoch(config, 540)) == (5, 15)
+    assert (execution_steps(config, 540), steps_per_epoch(config, 540)) == (1 if torch else 5, 15)
     many = quick(steps_per_execution=50)  # more than an epoch: one call per epoch
-    assert (execution_steps(many, 540), steps_per_epoch(many, 540)) == (16, 16)
+    assert (execution_steps(many, 540), steps_per_epoch(many, 540)) == (1 if torch else 16, 16)
     assert steps_per_epoch(quick(), 540) == 16
     train(config, tmp_path / "r", dataset=tiny, verbose=0)
     model = keras.saving.load_model(tmp_path / "r" / "last.keras")
-    assert model.steps_per_execution == 5
+    assert model.steps_per_execution == (1 if torch else 5)
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 2 * 15  # no batch of epoch 3 taken
 
 
@@ -243,6 +245,7 @@ def test_even_batch_size(n, largest, expected):
 
 
 @pytest.mark.parametrize("prebuilt", [True, False])
+@pytest.mark.skipif(keras.backend.backend() == "torch", reason="torch runs the step eagerly: nothing is traced")
 def test_the_training_step_is_traced_once_when_its_state_is_built_first(prebuilt):
     from mnistlab.models import build_model
     from mnistlab.models.steps import build_training_state
@@ -346,3 +349,16 @@ def test_train_errors_say_what_to_pass(tiny, tmp_path):
     with pytest.raises(TypeError, match="takes a TrainConfig"):
         train({"model": "mlp"}, tmp_path / "bad", dataset=tiny)
     assert not (tmp_path / "bad").exists()  # refused before the run folder is made
+
+
+def test_own_models_steps_per_execution_must_be_the_configs_or_on_torch_one():
+    from mnistlab.models import build_model
+    from mnistlab.training.inputs import check_own_model
+    from mnistlab.training.train import compile_model
+
+    config = quick(steps_per_execution=5)
+    torch = keras.backend.backend() == "torch"  # Keras' torch trainer runs one step per call
+    check_own_model(compile_model(build_model("mlp", **SMALL), config, 1e-3, 1 if torch else 5), config)
+    wrong = compile_model(build_model("mlp", **SMALL), config, 1e-3, 3)
+    with pytest.raises(ValueError, match="compile it with steps_per_execution=1" if torch else "make them equal"):
+        check_own_model(wrong, config)

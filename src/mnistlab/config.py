@@ -16,7 +16,16 @@ from mnistlab.errors import MnistlabError
 MODELS = ("mlp", "cnn")
 OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov", "rmsprop")
 SCHEDULES = ("plateau", "constant", "cosine", "onecycle")
-BACKENDS = ("tensorflow", "jax")
+# The Keras backends `--backend` offers. TensorFlow and JAX are dependencies and the whole test
+# suite runs on both; PyTorch is not installed with mnistlab (its default wheels bring several GB
+# of CUDA libraries) and CI runs the LR range test's tests and a training smoke test on it
+# (README, "Backends").
+BACKENDS = ("tensorflow", "jax", "torch")
+# The package each backend imports, and how to install it when it is missing.
+BACKEND_PACKAGES = {"tensorflow": ("tensorflow", "pip install tensorflow-cpu"),
+                    "jax": ("jax", "pip install 'jax[cpu]'"),
+                    "torch": ("torch", "pip install torch (without a GPU, the much smaller CPU build: pip install "
+                                       "torch --index-url https://download.pytorch.org/whl/cpu)")}
 
 # The keyword arguments of mnistlab.models.build_mlp / build_cnn.
 MODEL_OPTIONS = {

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 
+from mnistlab.config import BACKEND_PACKAGES, BACKENDS
 from mnistlab.errors import MnistlabError
 
 # subcommand -> module under mnistlab.cli
@@ -52,7 +54,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"mnistlab {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--backend", choices=("tensorflow", "jax"), default=None,
+        "--backend", choices=BACKENDS, default=None,
         help="Keras backend (default: $KERAS_BACKEND, else the faster one for the job)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -80,8 +82,23 @@ def select_backend(args) -> str:
     if not backend:
         chooser = getattr(args._module, "default_backend", None)
         backend = chooser(args) if chooser else "tensorflow"
+    check_backend_installed(backend)
     os.environ["KERAS_BACKEND"] = backend
     return backend
+
+
+def check_backend_installed(backend: str) -> None:
+    """`MnistlabError` naming what to install when the backend's package is missing.
+
+    PyTorch is not one of mnistlab's dependencies, so `--backend torch` (or
+    KERAS_BACKEND=torch) on a plain install would otherwise end in Keras' import error.
+    Backends mnistlab does not know (Keras' numpy, openvino) are left to Keras.
+    """
+    if backend not in BACKEND_PACKAGES:
+        return
+    module, install = BACKEND_PACKAGES[backend]
+    if importlib.util.find_spec(module) is None:
+        raise MnistlabError(f"the {backend} backend needs the {module} package, which is not installed: {install}")
 
 
 def main(argv=None) -> int:

@@ -19,7 +19,8 @@ was measured by `benchmarks/lr_quality/suggestion_quality.py` (docs/lr-range-tes
 Afterwards the model is exactly as it was before: every weight, optimizer
 variable (iteration count, moments, learning rate), non-trainable variable
 (BatchNorm statistics), metric variable and dropout seed state is restored
-bit for bit.
+bit for bit (on torch, where an unseeded Dropout draws from torch's global
+generator, that generator's state too).
 
 Why a loop of single steps (`mnistlab.models.steps.BatchStepper`: `train_on_batch`,
 or on JAX the same step without its per-call overhead) and not `fit` with a callback: in
@@ -53,6 +54,7 @@ from mnistlab.errors import MnistlabError
 from mnistlab.lr_range.result import ALL_RULES, FILES, LRRangeResult  # noqa: F401  (public names of this module too)
 from mnistlab.lr_range.rules import RULES, read_curve  # noqa: F401
 from mnistlab.lr_range.batches import batch_stream
+from mnistlab.models.random_state import set_torch_generator_state, torch_generator_state
 from mnistlab.models.steps import BatchStepper
 
 # Steps of the default test: enough for a readable curve (fastai uses 100 too)
@@ -296,6 +298,11 @@ def _check_model(model):
             f"model {model.name!r} is not compiled: call model.compile(optimizer=..., loss=...) "
             "before the range test"
         )
+    if keras.backend.backend() == "torch" and getattr(model, "steps_per_execution", 1) != 1:
+        raise MnistlabError(
+            f"model {model.name!r} is compiled with steps_per_execution={model.steps_per_execution}, but Keras' "
+            "torch backend runs one step per call (its fit refuses more too): compile it with steps_per_execution=1"
+        )
     inner = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer
     rate = getattr(inner, "_learning_rate", None)
     if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule) or (
@@ -315,7 +322,9 @@ class _preserved_state:
 
     That is the model's variables (trainable, non-trainable such as BatchNorm
     statistics, and the seed generators' state), the optimizer's variables
-    (iteration count, learning rate, moments) and the metrics' variables.
+    (iteration count, learning rate, moments) and the metrics' variables; on
+    torch also torch's global random generator, from which Keras draws the masks
+    of a Dropout layer without a seed there (not from the layer's seed generator).
     An unbuilt model is built first (called on one batch in inference mode)
     and an unbuilt optimizer built on the model's trainable variables, the
     way `fit` would build them, so that what is restored is their first state.
@@ -335,12 +344,14 @@ class _preserved_state:
             if id(v) not in seen:
                 seen.add(id(v))
                 self.saved.append((v, np.array(v.numpy(), copy=True)))
+        self.rng = torch_generator_state()
         return self
 
     def restore(self):
-        """Put every saved variable back as it was."""
+        """Put every saved variable (and, on torch, the global generator) back as it was."""
         for v, value in self.saved:
             v.assign(value)
+        set_torch_generator_state(self.rng)
 
     def __exit__(self, *exc):
         self.restore()

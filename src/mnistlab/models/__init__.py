@@ -8,7 +8,9 @@ here too, registered under the package name "mnistlab": `RandomAffine`
 `OneCycle` schedule (`schedules.py`). Importing this package registers all of
 them, so `keras.saving.load_model` needs nothing more than
 `import mnistlab.models` first. `steps.py` steps a compiled model one batch at
-a time (the LR range test's loop) and builds its training state up front.
+a time (the LR range test's loop) and builds its training state up front;
+`random_state.py` saves and restores the random state a step draws from outside
+the model's variables (torch's global generator, for an exact restore on torch).
 """
 
 from __future__ import annotations

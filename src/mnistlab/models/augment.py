@@ -68,7 +68,13 @@ class RandomAffine(keras.layers.Layer):
         a2 = cx - a0 * cx - a1 * cy - tx
         b2 = cy - b0 * cx - b1 * cy - ty
         if self.elastic_alpha > 0:
-            out = self._elastic(x, (a0, a1, a2, b0, b1, b2))
+            out = self._sample(x, (a0, a1, a2, b0, b1, b2), elastic=True)
+        elif keras.backend.backend() == "torch":
+            # Keras' affine_transform on torch resamples the batch one image at a time, in a
+            # Python loop of map_coordinates calls: most of the default MLP's training step
+            # (docs/performance.md, "PyTorch"). The hand-written sampler is one batched gather and
+            # computes the same bilinear, zero-filled resampling (tests/test_models.py).
+            out = self._sample(x, (a0, a1, a2, b0, b1, b2), elastic=False)
         else:
             zeros = ops.zeros_like(a0)
             transform = ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
@@ -89,17 +95,21 @@ class RandomAffine(keras.layers.Layer):
         return ops.convert_to_tensor([[g(i - j) / total for j in range(size)] for i in range(size)],
                                      dtype="float32")
 
-    def _elastic(self, x, coeffs):
-        """Sample (N, H, W, C) images on the affine grid plus a smoothed random displacement."""
+    def _sample(self, x, coeffs, elastic):
+        """Sample (N, H, W, C) images on the affine grid (`coeffs`, as `call` computes them), plus
+        a smoothed random displacement when `elastic`; bilinear, zero outside the image."""
         a0, a1, a2, b0, b1, b2 = (ops.reshape(c, (-1, 1, 1)) for c in coeffs)
         n, h, w, c = ops.shape(x)[0], x.shape[1], x.shape[2], x.shape[3]
-        field = keras.random.uniform((n, h, w, 2), -1.0, 1.0, seed=self.generator)
-        field = ops.einsum("ij,njkc->nikc", self._blur_matrix(h), field)  # blur down the rows
-        field = ops.einsum("kl,nilc->nikc", self._blur_matrix(w), field)  # and along them
-        field = field * self.elastic_alpha
         rows, cols = ops.meshgrid(ops.arange(h, dtype="float32"), ops.arange(w, dtype="float32"), indexing="ij")
-        src_x = a0 * cols + a1 * rows + a2 + field[..., 0]
-        src_y = b0 * cols + b1 * rows + b2 + field[..., 1]
+        src_x = a0 * cols + a1 * rows + a2
+        src_y = b0 * cols + b1 * rows + b2
+        if elastic:
+            field = keras.random.uniform((n, h, w, 2), -1.0, 1.0, seed=self.generator)
+            field = ops.einsum("ij,njkc->nikc", self._blur_matrix(h), field)  # blur down the rows
+            field = ops.einsum("kl,nilc->nikc", self._blur_matrix(w), field)  # and along them
+            field = field * self.elastic_alpha
+            src_x = src_x + field[..., 0]
+            src_y = src_y + field[..., 1]
         # Bilinear sampling by hand: four gathers from the flattened batch. (Keras'
         # ops.image.map_coordinates interpolates along the batch and channel axes
         # too, 16 gathers for (N, H, W, C): several times slower, measured.)

@@ -9,7 +9,8 @@ falls back to Keras' public behaviour when that API is missing:
 - `BatchStepper`: train one batch at a time at a given learning rate and read
   that batch's own loss (the LR range test's loop). On JAX it keeps the
   model's state as arrays between steps, as `fit` does, instead of
-  `train_on_batch`'s gathering and writing back of every variable each step.
+  `train_on_batch`'s gathering and writing back of every variable each step;
+  on TensorFlow and torch each step is a `train_on_batch`.
 """
 
 from __future__ import annotations
@@ -51,9 +52,12 @@ class BatchStepper:
     `train_function` and feeds it to the next step, as Keras' own `fit` does,
     with the learning rate and fresh metric variables put into it. The losses
     and weights are bit for bit those of `train_on_batch` (tests/test_steps.py).
-    Elsewhere (TensorFlow, a distribution, a Keras without these methods, an
+    Elsewhere (TensorFlow, torch, a distribution, a Keras without these methods, an
     optimizer whose rate is not one of its variables) every step is a
-    `train_on_batch`.
+    `train_on_batch`. On torch there is no state to keep: the model's variables
+    are torch tensors that the step updates in place, and Keras' torch
+    `train_on_batch` is its one-step train function plus a metric reset, a small
+    part of the step (docs/performance.md, "PyTorch").
 
     Args:
         model: a compiled Keras 3 model.

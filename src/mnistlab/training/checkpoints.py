@@ -10,8 +10,9 @@ every epoch and each atomically (temporary file, fsync, rename):
     last.keras   the model now
     state.npz    every model variable (incl. batch-norm statistics and the
                  dropout/augmentation random-generator states, which .keras
-                 files leave out), every optimizer variable (step, moments,
-                 learning rate), EarlyStopping's best weights, and as JSON:
+                 files leave out; on torch also torch's global generator, see
+                 `mnistlab.models.random_state`), every optimizer variable
+                 (step, moments, learning rate), EarlyStopping's best weights, and as JSON:
                  the config, the epoch, the history, and the EarlyStopping,
                  ReduceLROnPlateau and best-checkpoint counters
 
@@ -38,9 +39,12 @@ import numpy as np
 from mnistlab import runs
 from mnistlab.config import TrainConfig
 from mnistlab.errors import MnistlabError
+from mnistlab.models.random_state import set_torch_generator_state, torch_generator_state
 from mnistlab.training.no_tensorflow import keras_without_tensorflow
 
 FORMAT = 1
+# state.npz's arrays of torch's global generators (torch runs only; mnistlab.models.random_state)
+TORCH_RNG = "rng/torch"
 ES_FIELDS = ("wait", "stopped_epoch", "best", "best_epoch")
 PLATEAU_FIELDS = ("wait", "cooldown_counter", "best")
 
@@ -138,6 +142,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.diverged_epoch = None  # the epoch whose loss or weights went non-finite
         self._higher_is_better = None  # decided at the first monitored epoch (mode "auto")
         self._seen_monitor = self._warned = False
+        self._torch_rng = None  # torch's generator state to restore when resuming (torch only)
 
     # -------------------------------------------------------------- restore
     def on_train_begin(self, logs=None):
@@ -162,6 +167,15 @@ class RunCheckpoint(keras.callbacks.Callback):
         if self.plateau is not None and meta.get("plateau"):
             for name in PLATEAU_FIELDS:
                 setattr(self.plateau, name, _unplain(meta["plateau"][name]))
+        self._torch_rng = self.resume.named(TORCH_RNG) or None  # put back at the first step
+
+    def on_train_batch_begin(self, batch, logs=None):
+        # torch's generator goes back just before the first resumed step, not with the variables:
+        # fit draws from it when its data iterator starts (the torch data loader's seed), which the
+        # uninterrupted run did before its first epoch, not between two epochs.
+        if self._torch_rng is not None:
+            set_torch_generator_state(self._torch_rng)
+            self._torch_rng = None
 
     # -------------------------------------------------------------- save
     @property
@@ -264,6 +278,7 @@ class RunCheckpoint(keras.callbacks.Callback):
                 arrays[f"es_best/{i}"] = np.asarray(w)
         if self.plateau is not None:
             meta["plateau"] = {name: _plain(getattr(self.plateau, name)) for name in PLATEAU_FIELDS}
+        arrays.update({f"{TORCH_RNG}/{name}": value for name, value in (torch_generator_state() or {}).items()})
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
 
         def write(tmp):
@@ -305,6 +320,10 @@ class ResumeState:
     def arrays(self, prefix: str) -> list[np.ndarray]:
         n = sum(1 for name in self._arrays if name.startswith(prefix + "/"))
         return [self._arrays[f"{prefix}/{i}"] for i in range(n)]
+
+    def named(self, prefix: str) -> dict[str, np.ndarray]:
+        """The arrays saved under `prefix/NAME`, as {NAME: array} (empty when there are none)."""
+        return {name[len(prefix) + 1:]: a for name, a in self._arrays.items() if name.startswith(prefix + "/")}
 
     @property
     def next_epoch(self) -> int:

@@ -145,7 +145,16 @@ def check_own_model(model, config: TrainConfig) -> keras.Model:
             f"train(model=...): {what} sets the learning rate, but model {model.name!r}'s optimizer uses the "
             f"schedule {type(rate).__name__}: pass schedule='constant' and a numeric lr"
         )
-    if model.steps_per_execution != config.steps_per_execution:
+    if keras.backend.backend() == "torch":
+        # Keras' torch trainer runs one step per call; the config's steps_per_execution then only
+        # sets the epoch length (mnistlab.training.train.execution_steps).
+        if model.steps_per_execution != 1:
+            raise ValueError(
+                f"train(model=...): model {model.name!r} was compiled with steps_per_execution="
+                f"{model.steps_per_execution}, but Keras' torch backend runs one step per call: compile it "
+                "with steps_per_execution=1"
+            )
+    elif model.steps_per_execution != config.steps_per_execution:
         raise ValueError(
             f"train(model=...): the config has steps_per_execution={config.steps_per_execution} but the model "
             f"was compiled with {model.steps_per_execution}: make them equal"

@@ -54,17 +54,32 @@ class TrainResult:
 
 
 def execution_steps(config: TrainConfig, n_train: int) -> int:
-    """Steps per call into the backend: `config.steps_per_execution`, at most one epoch's."""
+    """Steps per call into the backend: `config.steps_per_execution`, at most one epoch's; 1 on torch.
+
+    Keras' torch trainer runs one step per call and refuses `steps_per_execution > 1`
+    (it has no compiled multi-step loop to put them in), so on torch a config's
+    `steps_per_execution` only sets the epoch length (`steps_per_epoch`).
+    """
+    if keras.backend.backend() == "torch":
+        return 1
+    return configured_execution_steps(config, n_train)
+
+
+def configured_execution_steps(config: TrainConfig, n_train: int) -> int:
+    """`config.steps_per_execution`, at most one epoch's, whatever the backend runs per call."""
     return min(config.steps_per_execution, max(1, n_train // config.batch_size))
 
 
 def steps_per_epoch(config: TrainConfig, n_train: int) -> int:
-    """Full batches only (mnistlab.training.batches), a multiple of `execution_steps`.
+    """Full batches only (mnistlab.training.batches), a multiple of the configured steps per call.
 
     Keras runs every call for all of its steps, so an epoch that is not a
-    multiple would take batches of the next one and break exact resume.
+    multiple would take batches of the next one and break exact resume. The
+    multiple is the config's (`configured_execution_steps`) on every backend, torch
+    too where each call runs one step, so a config trains on the same batches,
+    and a schedule spans the same steps, whichever backend runs it.
     """
-    k = execution_steps(config, n_train)
+    k = configured_execution_steps(config, n_train)
     return max(1, n_train // config.batch_size) // k * k
 
 
@@ -98,8 +113,8 @@ def compile_model(model: keras.Model, config: TrainConfig, lr, steps_per_executi
     """Compile `model` with the config's optimizer, loss and accuracy metric.
 
     `lr` is a float or a Keras learning-rate schedule. `steps_per_execution`
-    is Keras' (train() passes `execution_steps(config, n_train)`; the LR range
-    test needs 1, its callback acts on every batch).
+    is Keras' (train() passes `execution_steps(config, n_train)`, which is 1 on
+    torch; the LR range test needs 1, its callback acts on every batch).
     """
     if config.one_hot:  # validate() refuses label smoothing without one-hot labels
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
