@@ -100,6 +100,18 @@ def grid(setup: Setup) -> list[float]:
     return list(GRID_ADAPTIVE if setup.adaptive else GRID_SGD)
 
 
+def widen_at_edge(rates: list[float], best: int) -> bool:
+    """Add one rate half a decade past the edge of `rates` (ascending) that holds the best,
+    `rates[best]`; False, changing nothing, when the best lies inside."""
+    if best == 0:
+        rates.insert(0, rates[0] / 10 ** 0.5)
+    elif best == len(rates) - 1:
+        rates.append(rates[-1] * 10 ** 0.5)
+    else:
+        return False
+    return True
+
+
 def make_optimizer(name: str, lr: float):
     import keras
 

@@ -142,12 +142,7 @@ def record(setup: setups.Setup, data_dir) -> dict:
     grid = {rate_key(lr): t.train(lr) for lr in rates}
     for _ in range(2):  # extend past an edge holding the best rate
         best = max(grid, key=lambda k: grid[k]["val_accuracy"])
-        keys = [rate_key(lr) for lr in rates]
-        if best == keys[0]:
-            rates.insert(0, rates[0] / 10 ** 0.5)
-        elif best == keys[-1]:
-            rates.append(rates[-1] * 10 ** 0.5)
-        else:
+        if not setups.widen_at_edge(rates, [rate_key(lr) for lr in rates].index(best)):
             break
         grid.update({rate_key(lr): t.train(lr) for lr in rates if rate_key(lr) not in grid})
     out["grid"] = [rate_key(lr) for lr in rates]
