@@ -413,3 +413,19 @@ def test_compiled_fit_computes_what_eager_fit_computes(name):
     assert any(np.abs(w - w0).max() > 1e-4 for w, w0 in zip(weights["jit"], _model(hidden=True).get_weights()))
     for a, b in zip(weights["eager"], weights["jit"]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", lr_free.NAMES)
+def test_an_embedding_trains_on_every_backend(name):
+    """An Embedding's gradient is sparse on TensorFlow (IndexedSlices): the optimizers densify
+    it, as their references do, instead of failing in the step."""
+    x = np.random.default_rng(0).integers(0, 20, (64, 6))
+    y = (x[:, 0] < 10).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,), dtype="int32"), keras.layers.Embedding(20, 4),
+                              keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=lr_free.make(name), loss="binary_crossentropy")
+    before = model.layers[0].get_weights()[0].copy()
+    history = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    assert all(math.isfinite(v) for v in history.history["loss"])
+    assert not np.array_equal(before, model.layers[0].get_weights()[0])  # the embedding was updated

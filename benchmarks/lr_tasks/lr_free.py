@@ -157,7 +157,13 @@ class _GlobalStepOptimizer(keras.optimizers.Optimizer):
         return None if variable is None else ops.convert_to_tensor(variable)
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        self._global_update(list(grads), list(trainable_variables), learning_rate)
+        # Dense gradients: on TensorFlow an Embedding's gradient arrives as IndexedSlices, which
+        # the reductions over all variables cannot add (the references densify them too).
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+        self._global_update(grads, list(trainable_variables), learning_rate)
 
     def _global_update(self, grads, variables, learning_rate):
         raise NotImplementedError
