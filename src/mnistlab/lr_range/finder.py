@@ -47,10 +47,9 @@ import time
 import keras
 import numpy as np
 
-from mnistlab.lr_range import rules as lr_rules
-
-from mnistlab.lr_range import validation as lr_validation
 from mnistlab.errors import MnistlabError
+from mnistlab.lr_range import rules as lr_rules
+from mnistlab.lr_range import validation as lr_validation
 from mnistlab.lr_range.result import ALL_RULES, FILES, LRRangeResult  # noqa: F401  (public names of this module too)
 from mnistlab.lr_range.rules import RULES, read_curve  # noqa: F401
 from mnistlab.lr_range.batches import batch_stream

@@ -44,9 +44,8 @@ from flask import Flask, jsonify, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from mnistlab import runs
-
-from mnistlab.serving import digits
 from mnistlab.errors import MnistlabError
+from mnistlab.serving import digits
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 STATIC = Path(__file__).with_name("static")
