@@ -19,6 +19,7 @@ import pytest
 from conftest import REPO, TINY_SPACE, TUNE_HOOK as HOOK, cli_env
 from mnistlab.cli.main import main
 from mnistlab.tuning import lease as lease_lib
+from mnistlab.tuning import worker_link
 from mnistlab.tuning import oracle as oracle_lib
 from mnistlab.tuning import space as space_lib
 from mnistlab.tuning.search import make_definition
@@ -54,7 +55,7 @@ def chief(tmp_path, monkeypatch):
 
     def client(tuner_id):
         monkeypatch.setenv("KERASTUNER_TUNER_ID", tuner_id)
-        c = lease_lib.make_client(None, address, chief_wait=5)
+        c = worker_link.make_client(None, address, chief_wait=5)
         c.get_space()
         return c
 

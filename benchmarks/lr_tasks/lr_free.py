@@ -166,7 +166,7 @@ class _GlobalStepOptimizer(keras.optimizers.Optimizer):
         self._global_update(grads, list(trainable_variables), learning_rate)
 
     def _global_update(self, grads, variables, learning_rate):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement _global_update (one step over all variables)")
 
     def get_config(self):
         config = super().get_config()

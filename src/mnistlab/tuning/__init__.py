@@ -13,8 +13,9 @@ a gRPC server) and workers, here on one machine, or across machines with
 
 Read `search.py` first. Then `space` (the search space: defaults, files,
 checks), `oracle` (Keras Tuner's oracle made safe to kill, and its server),
-`worker` (trials through `train()`), `lease` (a worker's hold on its trial, so
-a lost machine's trial goes to another), `results` (JSON, CSV, figure, the best
+`worker` (trials through `train()`), `lease` (the chief's side of a worker's hold on its
+trial, so a lost machine's trial goes to another), `worker_link` (the worker's
+side: its client, heartbeat and checks), `results` (JSON, CSV, figure, the best
 trial's test accuracy), `hparams` (TensorBoard's HParams dashboard without
 TensorFlow). The search's section in `mnistlab evaluate`'s report is
 `mnistlab.evaluation.search_section`.

@@ -66,7 +66,7 @@ def make_tuner(run_dir: Path):
     from keras_tuner.src.engine import base_tuner
     from keras_tuner.src.engine import trial as trial_module
 
-    from mnistlab.tuning import hparams, lease, space
+    from mnistlab.tuning import hparams, lease, space, worker_link
     from mnistlab.tuning.oracle import OBJECTIVE
 
     class MnistlabTuner(base_tuner.BaseTuner):
@@ -89,14 +89,14 @@ def make_tuner(run_dir: Path):
                     time.sleep(0.5)
                     continue
                 self.on_trial_begin(trial)
-                with lease.Heartbeat(self.oracle, trial.trial_id) as beat:  # the chief knows we are alive
+                with worker_link.Heartbeat(self.oracle, trial.trial_id) as beat:  # the chief knows we are alive
                     self._try_run_and_update_trial(trial, data_dir=data_dir, beat=beat)
                     if self.oracle.gone:
                         raise MnistlabError(self.oracle.gone)
                     try:
                         if not beat.moved:
                             self.on_trial_end(trial)
-                    except lease.TrialMovedOn:
+                    except lease.TrialMovedOn:  # moved on while it ended: said just below
                         pass
                 if beat.moved:  # the chief gave it to another worker: nothing of ours is counted
                     print(f"[{self.tuner_id}] {beat.moved}; asking for another trial", flush=True)
@@ -157,7 +157,7 @@ def run_worker(address: str, worker_id: str, run_dir, data_dir=None, parent_pid:
                cpus: list[int] | None = None, chief_wait: float | None = None) -> int:
     """Join the search at `address` as `worker_id`; run trials until the oracle says stop.
     `chief_wait`: seconds to wait for a chief that does not answer (`mnistlab.tuning.lease`)."""
-    from mnistlab.tuning import lease
+    from mnistlab.tuning import lease, worker_link
 
     if cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cpus)
@@ -168,13 +168,13 @@ def run_worker(address: str, worker_id: str, run_dir, data_dir=None, parent_pid:
         raise MnistlabError(f"--worker-id {worker_id!r}: give each worker its own name without 'chief' (e.g. w1)")
     run_dir = Path(run_dir)
     wait = lease.seconds(chief_wait, lease.CHIEF_WAIT_ENV, lease.DEFAULT_CHIEF_WAIT, "--chief-wait")
-    lease.check_worker_folder(run_dir)
+    worker_link.check_worker_folder(run_dir)
     os.environ.update(KERASTUNER_TUNER_ID=worker_id, KERASTUNER_ORACLE_IP=host, KERASTUNER_ORACLE_PORT=str(port))
     import keras
 
     # The chief first, the folder after: a worker started before its chief writes nothing into
     # the (shared) run folder the chief is about to create.
-    client = lease.make_client(None, f"{host}:{port}", wait)  # leases, retries, a bounded first wait
+    client = worker_link.make_client(None, f"{host}:{port}", wait)  # leases, retries, a bounded first wait
     print(f"[{worker_id}] joining the search at {host}:{port}", flush=True)
     definition = _definition_from(client.get_space())
     if definition["backend"] != keras.backend.backend():
@@ -185,7 +185,7 @@ def run_worker(address: str, worker_id: str, run_dir, data_dir=None, parent_pid:
         if runs.read_json(local) != definition:
             raise MnistlabError(f"{local} belongs to another search than the chief's at {host}:{port}: "
                                 "give this worker another --run-dir")
-        lease.check_same_search(run_dir, client.search_id, f"{host}:{port}")
+        worker_link.check_same_search(run_dir, client.search_id, f"{host}:{port}")
     else:  # a folder of this worker's own (no shared filesystem): its trials, their HParams sessions
         from mnistlab.tuning import hparams
 
