@@ -2,6 +2,7 @@
 
     python -m benchmarks.lr_tasks.benchmark record [--setups NAME ...] [--again]
     python -m benchmarks.lr_tasks.benchmark score [--setups NAME ...] [--no-train] [--rerun-library]
+    python -m benchmarks.lr_tasks.benchmark probes [--setups NAME ...] [--again]
 
 `record` runs, per setup of `benchmarks/lr_tasks/setups.py` (each in its own
 process, on its own backend), and stores in benchmarks/results/lr_tasks/SETUP.json:
@@ -149,6 +150,19 @@ def cmd_score(args) -> int:
     return 0
 
 
+def cmd_probes(args) -> int:
+    """Record the probe table of every setup that lacks one (`benchmarks.lr_tasks.probe_table`)."""
+    for n, r in load_results(args.setups or ORDER).items():
+        if "probe_table" in r and not args.again:
+            continue
+        started = time.perf_counter()
+        r["probe_table"] = run_task_child(n, {"probe_table": r["curve"]})
+        save(r)
+        print(f"{n}: probe table of {len(r['probe_table']['losses'])} rates in {time.perf_counter() - started:.0f} s",
+              flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -159,10 +173,12 @@ def main(argv=None) -> int:
     sc.add_argument("--no-lr-free", action="store_true", help="train no LR-free optimizer")
     sc.add_argument("--rerun-library", action="store_true",
                     help="run the current library's lr_range_test on every setup first")
-    for q in (rec, sc):
+    pr = sub.add_parser("probes", help="record the probe table of setups that lack one")
+    pr.add_argument("--again", action="store_true", help="record it again where it exists")
+    for q in (rec, sc, pr):
         q.add_argument("--setups", nargs="+", choices=[s.name for s in setups.SETUPS])
     args = p.parse_args(argv)
-    return cmd_record(args) if args.cmd == "record" else cmd_score(args)
+    return {"record": cmd_record, "score": cmd_score, "probes": cmd_probes}[args.cmd](args)
 
 
 if __name__ == "__main__":
