@@ -44,7 +44,7 @@ from benchmarks.lr_tasks import scoring, setups
 from benchmarks.lr_tasks.store import REPORT_MD, load_results, result_path, run_task_child, save
 
 # the recording order: the two halves interleaved, so a partial recording covers both
-ORDER = [n for pair in zip(setups.CHOOSE, setups.HELD_OUT) for n in pair]
+ORDER = [n for pair in zip(setups.CHOOSE, setups.HELD_OUT) for n in pair] + setups.FRESH
 
 
 def cmd_record(args) -> int:
