@@ -28,12 +28,12 @@ from benchmarks.lr_tasks.trainer import MAX_EXTEND, Trainer, dataclasses_dict  #
 BY_FAMILY = {f: [s for s in setups.SETUPS if s.family == f] for f in setups.FAMILIES}
 
 
-def test_the_setups_split_into_two_halves_each_holding_every_family_and_backend():
+def test_the_setups_split_into_three_sets_each_holding_every_family_and_backend():
     names = [s.name for s in setups.SETUPS]
     assert len(names) >= 16 and len(set(names)) == len(names)
-    assert not set(setups.CHOOSE) & set(setups.HELD_OUT)
-    assert sorted(setups.CHOOSE + setups.HELD_OUT) == sorted(names)
-    for half in (setups.CHOOSE, setups.HELD_OUT):
+    assert not set(setups.CHOOSE) & set(setups.HELD_OUT) and not set(setups.FRESH) & set(setups.CHOOSE + setups.HELD_OUT)
+    assert sorted(setups.CHOOSE + setups.HELD_OUT + setups.FRESH) == sorted(names)
+    for half in (setups.CHOOSE, setups.HELD_OUT, setups.FRESH):
         in_half = [setups.BY_NAME[n] for n in half]
         assert {s.family for s in in_half} == set(setups.FAMILIES), half
         assert {s.backend for s in in_half} == set(setups.BACKENDS), half

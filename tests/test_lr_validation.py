@@ -13,59 +13,79 @@ import pytest
 
 from mnistlab.errors import MnistlabError
 from mnistlab.lr_range.finder import CURVE_RULE, DEFAULT_RULE, lr_range_test
-from mnistlab.lr_range.validation import PROBE_STEPS, SHRINK, lattice_rate, search
+from mnistlab.lr_range.validation import (CANDIDATES, EXTEND, FLAT_PROBE_STEPS, PROBE_STEPS, SHRINK, evaluate_loss,
+                                          lattice_rate, search)
 
 
 def bowl(best_k, blow_up_k=None):
-    """Held-out loss after a probe: lowest at lattice rate `best_k`, NaN from `blow_up_k` up."""
-    calls = []
+    """Held-out loss after a probe: lowest at lattice rate `best_k`, NaN from `blow_up_k` up.
+    `calls` lists the lattice index of every probe, `steps` its length."""
+    calls, steps = [], []
 
-    def loss_at(lr):
+    def loss_at(lr, n_steps):
         k = round(4 * math.log10(lr))
         calls.append(k)
+        steps.append(n_steps)
         if blow_up_k is not None and k >= blow_up_k:
             return float("nan")
         return 0.3 + 0.05 * (k - best_k) ** 2
 
+    loss_at.steps = steps
     return loss_at, calls
 
 
 def test_best_inside_the_candidates_needs_no_more_probes():
-    loss_at, calls = bowl(best_k=-9)
+    loss_at, calls = bowl(best_k=-8)
     rate, tried = search(lattice_rate(-8), loss_at)  # the curve's lowest point at 10**-2
-    assert calls == [-10, -9, -8]  # the three quarter-decade rates at and below it
-    assert rate == pytest.approx(lattice_rate(-9) / SHRINK)
+    assert calls == [-7, -8, -9]  # one quarter-decade above it, it, and one below
+    assert loss_at.steps == [PROBE_STEPS] * 3
+    assert rate == pytest.approx(lattice_rate(-8) / SHRINK)
     assert list(tried) == [lattice_rate(k) for k in calls]
 
 
-def test_best_at_the_top_edge_climbs_up_to_two_more_but_not_past_the_ceiling():
+def test_best_at_the_top_edge_climbs_one_more_but_not_past_the_ceiling():
     loss_at, calls = bowl(best_k=-4)
     rate, _ = search(lattice_rate(-8) * 1.1, loss_at)
-    assert calls == [-10, -9, -8, -7, -6]  # two more, one at a time, the best still at the edge
+    assert calls == [-7, -8, -9, -6]  # one more above, the extension allowed
     assert rate == pytest.approx(lattice_rate(-6) / SHRINK)
     loss_at, calls = bowl(best_k=-4)
     rate, _ = search(lattice_rate(-8), loss_at, ceiling=lattice_rate(-7) * 1.01)
-    assert calls == [-10, -9, -8, -7]
+    assert calls == [-7, -8, -9]
     assert rate == pytest.approx(lattice_rate(-7) / SHRINK)
+    loss_at, calls = bowl(best_k=-4)  # the lowest point at the ceiling itself: the first probe stays under it
+    search(lattice_rate(-8), loss_at, ceiling=lattice_rate(-8))
+    assert calls == [-8, -9, -10]
 
 
 def test_best_at_the_bottom_edge_goes_down_but_not_below_the_floor():
     loss_at, calls = bowl(best_k=-20)
     search(lattice_rate(-8), loss_at)
-    assert calls == [-10, -9, -8, -11, -12]
+    assert calls == [-7, -8, -9, -10]
     loss_at, calls = bowl(best_k=-20)
-    search(lattice_rate(-8), loss_at, floor=lattice_rate(-10) * 0.99)
-    assert calls == [-10, -9, -8]
+    search(lattice_rate(-8), loss_at, floor=lattice_rate(-9) * 0.99)
+    assert calls == [-7, -8, -9]
 
 
 def test_probes_that_blow_up_are_never_the_suggestion():
-    loss_at, calls = bowl(best_k=-8, blow_up_k=-9)  # everything from 10**-2.25 up diverges
+    loss_at, calls = bowl(best_k=-8, blow_up_k=-8)  # everything from 10**-2 up diverges
     rate, tried = search(lattice_rate(-8), loss_at)
-    # -10 is the best finite one, at the bottom edge: one more below it (-11) is worse, so it stays
-    assert calls == [-10, -9, -8, -11] and math.isinf(tried[lattice_rate(-9)])
-    assert rate == pytest.approx(lattice_rate(-10) / SHRINK)
+    # -9 is the best finite one, at the bottom edge: one more below it (-10) is worse, so it stays
+    assert calls == [-7, -8, -9, -10] and math.isinf(tried[lattice_rate(-8)])
+    assert rate == pytest.approx(lattice_rate(-9) / SHRINK)
+    loss_at, calls = bowl(best_k=-20, blow_up_k=-9)  # the three candidates all blow up: the search goes lower
+    rate, _ = search(lattice_rate(-8), loss_at)
+    assert calls == [-7, -8, -9, -10] and rate == pytest.approx(lattice_rate(-10) / SHRINK)
     loss_at, _ = bowl(best_k=0, blow_up_k=-100)
     assert search(lattice_rate(-8), loss_at)[0] is None
+
+
+def test_held_out_loss_is_the_loss_evaluate_reports():
+    x, y = data(2500)
+    m = model()
+    m.fit(x[:512], y[:512], batch_size=64, epochs=1, verbose=0)
+    for n in (2500, 1500, 7):  # three chunks of 834 (the last 832), two of 750, one of 7
+        expected = m.evaluate(x[:n], y[:n], batch_size=n, verbose=0)
+        assert evaluate_loss(m, x[:n], y[:n]) == pytest.approx(expected, rel=1e-5)
 
 
 # ------------------------------------------------------------------ in lr_range_test
@@ -98,7 +118,8 @@ def test_validated_is_the_default_and_the_model_comes_back_bit_for_bit():
     before = state(m)
     result = lr_range_test(m, x, y, batch_size=64, verbose=0)
     assert result.default_rule == DEFAULT_RULE == "validated"
-    assert 3 <= len(result.probes) <= 5 and all(np.isfinite(v) for v in result.probes.values())
+    assert CANDIDATES <= len(result.probes) <= CANDIDATES + EXTEND
+    assert all(np.isfinite(v) for v in result.probes.values())
     best = min(result.probes, key=result.probes.get)
     assert result.suggestion == pytest.approx(best / SHRINK)
     assert result.lr_range[0] <= result.suggestion <= result.lr_range[1]
@@ -154,6 +175,7 @@ def test_the_benchmark_scores_exactly_what_the_library_suggests():
     x, y = data()
     result = lr_range_test(model(), x, y, batch_size=64, verbose=0)
     recorded = {"setup": "library", "curve": {"lr": result.lrs.tolist(), "loss": result.losses.tolist()},
+                "probe_steps": [PROBE_STEPS],
                 "probes": {f"{lr:.3g}": {"val_loss": [loss]} for lr, loss in result.probes.items()}}
     assert lr_scoring.validated(recorded) == pytest.approx(result.suggestion)
     assert "library" not in lr_scoring.MISSING_PROBES
@@ -163,8 +185,9 @@ def test_the_benchmark_scores_exactly_what_the_library_suggests():
 
 
 def test_below_a_flat_curve_probes_keep_half_a_decade_from_the_divergence():
-    """The probes start half a decade under the rate the curve blew up at, never above it, and
-    the best of them (divided by SHRINK) is the suggestion once it beat the starting loss."""
+    """The probes start half a decade under the rate the curve blew up at, never above it, run
+    `FLAT_PROBE_STEPS` steps, and the best of them (divided by SHRINK) is the suggestion once it
+    beat the starting loss."""
     from mnistlab.lr_range.validation import BELOW_DIVERGENCE, search_below
 
     lrs = np.geomspace(1e-6, 10 ** -1.5, 60)  # the test blew up at 10**-1.5 (lattice k = -6)
@@ -172,15 +195,30 @@ def test_below_a_flat_curve_probes_keep_half_a_decade_from_the_divergence():
     rate, tried, why = search_below(lrs, len(lrs), loss_at, start_loss=2.0, why_flat="flat")
     top = math.floor(4 * (-1.5 - BELOW_DIVERGENCE) + 1e-9)
     assert max(calls) == top == -8  # 10**-2: half a decade under the divergence, not above
-    assert calls == [-10, -9, -8, -11, -12]  # down while the best is at the low edge
-    assert why is None and rate == pytest.approx(lattice_rate(-12) / SHRINK)
+    assert calls == [-8, -9, -10, -11]  # down while the best is at the low edge
+    assert loss_at.steps == [FLAT_PROBE_STEPS] * 4
+    assert why is None and rate == pytest.approx(lattice_rate(-11) / SHRINK)
+
+
+def test_below_a_flat_curve_that_never_blew_up_probes_go_down_a_decade_at_a_time():
+    """No divergence: max_lr bounds the search; nothing says how far below it the model learns,
+    so the probes go down in whole decades, with more of them allowed."""
+    from mnistlab.lr_range.validation import FLAT_EXTEND, FLAT_SPACING, search_below
+
+    lrs = np.geomspace(1e-6, 10.0, 100)  # completed: the loss never blew up up to max_lr 10
+    loss_at, calls = bowl(best_k=-6)  # learns best at 10**-1.5
+    rate, tried, why = search_below(lrs, len(lrs), loss_at, start_loss=5.0, why_flat="flat",
+                                    stopped_early=False)
+    assert FLAT_SPACING == 4 and calls[:CANDIDATES] == [2, -2, -6]  # 10**0.5, 10**-0.5, 10**-1.5
+    assert len(calls) <= CANDIDATES + EXTEND + FLAT_EXTEND
+    assert why is None and rate == pytest.approx(lattice_rate(-6) / SHRINK)
 
 
 def test_below_a_flat_curve_no_rate_is_suggested_when_no_probe_learns():
     from mnistlab.lr_range.validation import search_below
 
     lrs = np.geomspace(1e-6, 1e-2, 60)
-    rate, tried, why = search_below(lrs, len(lrs), lambda lr: 1.0, start_loss=1.0, why_flat="flat before")
+    rate, tried, why = search_below(lrs, len(lrs), lambda lr, steps: 1.0, start_loss=1.0, why_flat="flat before")
     assert rate is None and tried and why.startswith("flat before")
     assert "did not lower the held-out loss" in why and "standardise" in why
 

@@ -37,36 +37,58 @@ def library_view(r: dict, factor: float = 4.0):
     return lrs, losses, False
 
 
+# the validated search's settings before issue 29 made it cheaper (docs/lr-range-test.md, "Cost")
+PREVIOUS_SEARCH = dict(steps=100, candidates=3, spacing=1, offset=0, extend=2, shrink=1.5)
 MISSING_PROBES = {}  # setup -> rates the validated search wanted that `record` did not train
 
 
-def validated(r: dict, extend: int | None = None):
-    """mnistlab's `validated` rule (`mnistlab.lr_range.validation.search`, as `lr_range_test` runs it) on
-    the recorded probes: `record` trained 100-step probes at every quarter-decade rate from the
-    curve's blow-up down 3.5 decades, on the same held-out slice the library uses. A rate the
-    search wants that was not recorded counts as a probe that blew up (and is listed)."""
+def probe_losses(r: dict, steps: int) -> dict:
+    """{lattice index k: held-out loss} of the recorded probes of `steps` steps: `record`'s (read after
+    `PROBE_STEPS`) or `short-probes`' (after `SHORT_PROBE_STEPS`); {} when neither read them then."""
+    for table, read_at in ((r["probes"], r.get("probe_steps", [])),
+                           (r.get("short_probes", {}).get("probes", {}), r.get("short_probes", {}).get("steps", []))):
+        if steps in read_at:
+            i = read_at.index(steps)
+            return {round(4 * math.log10(float(k))): v["val_loss"][i] for k, v in table.items()}
+    return {}
+
+
+def validated(r: dict, **options):
+    """mnistlab's `validated` rule (`mnistlab.lr_range.validation.validated`, as `lr_range_test` runs
+    it) on the recorded probes: `record` trained probes at every quarter-decade rate from the
+    curve's blow-up down 3.5 decades, on the same held-out slice the library uses, and read
+    them after `PROBE_STEPS` steps (`short-probes` after `SHORT_PROBE_STEPS`). A rate the search
+    wants that was not recorded counts as a probe that blew up (and is listed). `options`
+    override the search's settings (`steps` is `PROBE_STEPS`, the others by their name)."""
     from mnistlab.lr_range import rules as lr_rules
     lrs, losses, stopped = library_view(r)
     suggestions, reasons, info = lr_rules.read_curve(lrs, losses, stopped_early=stopped)
-    flat_then_diverged = suggestions["min"] is None and stopped and info.get("flat")
-    if suggestions["min"] is None and not flat_then_diverged:
-        return None
-    probes = {round(4 * math.log10(float(k))): v["val_loss"][-1] for k, v in r["probes"].items()}
+    tables = {}
 
-    def loss_at(lr):
+    def loss_at(lr, steps):
+        if steps not in tables:
+            tables[steps] = probe_losses(r, steps)
+            if not tables[steps]:
+                raise SystemExit(f"{r['setup']}: no probes of {steps} steps recorded: run "
+                                 "`python -m benchmarks.lr_quality.suggestion_quality short-probes`")
         k = round(4 * math.log10(lr))
-        if k not in probes:
+        if k not in tables[steps]:
             MISSING_PROBES.setdefault(r["setup"], []).append(lr)
-        return probes.get(k)
+        return tables[steps].get(k)
 
-    if flat_then_diverged:
-        # `record` did not store the untrained model's held-out loss, which the library's check
-        # "did the best probe learn at all?" compares with; every recorded setup learns at some
-        # rate, so the check is taken as passed here.
-        return lr_validation.search_below(lrs, info["n"], loss_at, start_loss=math.inf,
-                                          why_flat=reasons["min"])[0]
-    options = {} if extend is None else {"extend": extend}
-    return lr_validation.search_curve(lrs, suggestions["min"], info["n"], stopped, loss_at, **options)[0]
+    # `record` did not store the untrained model's held-out loss, which the library's check "did
+    # the best probe learn at all?" on a flat curve compares with; every recorded setup learns at
+    # some rate, so the check is taken as passed here.
+    names = {k: "PROBE_STEPS" if k == "steps" else k.upper() for k in options}
+    saved = {name: getattr(lr_validation, name) for name in names.values()}
+    for k, v in options.items():
+        setattr(lr_validation, names[k], v)
+    try:
+        return lr_validation.validated(lrs, suggestions["min"], info, stopped, loss_at, lambda: math.inf,
+                                       reasons.get("min", ""))[0]
+    finally:
+        for name, v in saved.items():
+            setattr(lr_validation, name, v)
 
 
 def library_suggestions(r: dict) -> dict:
@@ -78,8 +100,8 @@ def library_suggestions(r: dict) -> dict:
 
 def all_suggestions(r: dict) -> dict:
     out = {"mnistlab validated": validated(r),
-           # the search as first tried (3 probes, no extension past an edge), before the third set existed
-           "experiment: validated without extension": validated(r, extend=0)}
+           # the search before issue 29 (3 to 5 probes of 100 steps), for comparison
+           "experiment: validated, issue 28's search": validated(r, **PREVIOUS_SEARCH)}
     out.update({f"mnistlab {k}": v for k, v in library_suggestions(r).items()})
     for name, fn in anchors.ANCHORS.items():
         out[name] = fn(r["curve"]["lr"], r["curve"]["loss"])

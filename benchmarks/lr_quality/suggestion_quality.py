@@ -43,6 +43,8 @@ from benchmarks.lr_quality.records import RESULTS, best_rate_key, machine, rate_
 SEED = 0
 N_VAL = 10000
 PROBE_STEPS = (25, 50, 100)
+# the shorter probes the validated search's length was chosen among (docs/lr-range-test.md, "Cost")
+SHORT_PROBE_STEPS = (10, 16, 25, 33)
 
 
 # ----------------------------------------------------------------- one setup (child process)
@@ -102,8 +104,9 @@ class Trainer:
                 "settings": result.settings, "stop_reason": result.stop_reason,
                 "seconds": result.timings["total_seconds"]}
 
-    def probe(self, lr: float) -> dict:
-        """`PROBE_STEPS[-1]` steps at `lr` on the training data less a held-out slice, scored on that slice."""
+    def probe(self, lr: float, steps=PROBE_STEPS) -> dict:
+        """`steps[-1]` steps at `lr` on the training data less a held-out slice, scored on that slice
+        after each of `steps`."""
         from mnistlab.lr_range.batches import batch_stream
         from mnistlab.models.steps import BatchStepper
 
@@ -113,7 +116,7 @@ class Trainer:
         self.reset(lr)
         batches = batch_stream(x_fit, y_fit, self.setup.batch_size, SEED)
         out, done = {"val_loss": [], "val_accuracy": []}, 0
-        for target in PROBE_STEPS:
+        for target in steps:
             with BatchStepper(self.model) as stepper:
                 for _ in range(target - done):
                     stepper.step(next(batches), lr)
@@ -173,6 +176,25 @@ def cmd_record(args) -> int:
     return 0
 
 
+def cmd_short_probes(args) -> int:
+    """Probes read after `SHORT_PROBE_STEPS` at every rate `record` probed, into `r["short_probes"]`."""
+    for name in args.setups or [s.name for s in setups.SETUPS]:
+        path = result_path(name)
+        if not path.exists():
+            continue
+        r = json.loads(path.read_text())
+        if "short_probes" in r:
+            continue
+        t0 = time.perf_counter()
+        keys = sorted(r["probes"], key=float)
+        probes = run_setup_child(name, ["--probe", *keys, "--probe-steps", *map(str, SHORT_PROBE_STEPS)],
+                                 args.data_dir)
+        r["short_probes"] = {"steps": list(SHORT_PROBE_STEPS), "probes": probes}
+        path.write_text(json.dumps(r, indent=1))
+        print(f"{name}: {len(keys)} short probes in {time.perf_counter() - t0:.0f} s", flush=True)
+    return 0
+
+
 def child(args) -> int:
     setup = setups.BY_NAME[args.name]
     if args.record:
@@ -180,7 +202,8 @@ def child(args) -> int:
     else:
         t = Trainer(setup, args.data_dir)
         if args.probe:
-            out = {k: t.probe(float(k)) for k in args.probe}
+            steps = tuple(args.probe_steps or PROBE_STEPS)
+            out = {k: t.probe(float(k), steps) for k in args.probe}
         elif args.seeds:
             out = {k: {str(seed): t.train(float(k), seed) for seed in args.seeds} for k in args.train}
         else:
@@ -197,13 +220,18 @@ def main(argv=None) -> int:
     rec.add_argument("--again", action="store_true", help="record setups that have results again")
     sc = sub.add_parser("score", help="score every rule on the recorded setups")
     sc.add_argument("--no-train", action="store_true", help="score only rates already trained")
+    sp = sub.add_parser("short-probes", help=f"record probes read after {' '.join(map(str, SHORT_PROBE_STEPS))} "
+                        "steps at every recorded probe rate (skips setups that have them)")
+    sp.add_argument("--setups", nargs="+", choices=[s.name for s in setups.SETUPS])
     ch = sub.add_parser("child")
     ch.add_argument("name")
     ch.add_argument("--record", action="store_true")
     ch.add_argument("--train", nargs="*")
     ch.add_argument("--probe", nargs="*", help="record 100-step probes at these rates")
+    ch.add_argument("--probe-steps", nargs="*", type=int, help=f"read the probes after these steps "
+                    f"(default {' '.join(map(str, PROBE_STEPS))})")
     ch.add_argument("--seeds", nargs="*", type=int, help="train each rate once per seed (data order, dropout)")
-    for q in (rec, sc, ch):
+    for q in (rec, sc, sp, ch):
         q.add_argument("--data-dir", default=os.environ.get("MNISTLAB_DATA_DIR"),
                        help="folder of the MNIST IDX files (default: $MNISTLAB_DATA_DIR)")
     args = p.parse_args(argv)
@@ -211,6 +239,8 @@ def main(argv=None) -> int:
         return cmd_record(args)
     if args.cmd == "child":
         return child(args)
+    if args.cmd == "short-probes":
+        return cmd_short_probes(args)
     from benchmarks.lr_quality.scoring import cmd_score  # scoring imports records, never this module
 
     return cmd_score(args)

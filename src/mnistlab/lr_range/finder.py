@@ -189,7 +189,8 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
     suggestions = {"validated": None, **suggestions}
     if not validate:
         default_rule, reasons["validated"] = CURVE_RULE, "not run (validate=False)"
-    elif suggestions["min"] is None and not (stopped_early and info.get("flat")):
+    elif (lr_validation.starting_point(lrs, suggestions["min"], info, stopped_early) is None
+          and not info.get("flat")):
         reasons["validated"] = reasons.get("min", "the curve shows no lowest point")
     else:
         x_fit, y_fit, x_val, y_val, why = lr_validation.held_out(x, y, validation_data)
@@ -199,22 +200,17 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
             held = ("validation_data" if validation_data is not None
                     else f"the last tenth of x (at most {lr_validation.HOLD_OUT})")
             with _preserved_state(model, optimizer, first[0]) as state:
-                loss_at = _probe(model, state, x_fit, y_fit, x_val, y_val, batch_size, seed)
-                if suggestions["min"] is not None:
-                    suggestions["validated"], probes = lr_validation.search_curve(
-                        lrs, suggestions["min"], info["n"], stopped_early, loss_at)
-                else:
-                    # A curve too flat to read before the loss blew up still bounds the rate
-                    # from above; the probes, judged on held-out data, can tell which rate
-                    # below that bound learns (docs/lr-range-test.md, "When the curve is flat").
-                    suggestions["validated"], probes, reasons["validated"] = lr_validation.search_below(
-                        lrs, info["n"], loss_at, start_loss=_start_loss(model, state, x_val, y_val),
-                        why_flat=reasons["min"])
-            if suggestions["validated"] is None and "validated" not in reasons:
-                reasons["validated"] = ("every probe's held-out loss was non-finite: the model diverges at "
-                                        "these rates; lower min_lr or check the model")
-            elif suggestions["validated"] is not None:
+                # A curve too flat to read is still bounded from above (by the rate it blew up
+                # at, or max_lr); the probes, judged on held-out data, can tell which rate below
+                # that bound learns (docs/lr-range-test.md, "When the curve is flat").
+                suggestions["validated"], probes, why = lr_validation.validated(
+                    lrs, suggestions["min"], info, stopped_early,
+                    _probe(model, state, x_fit, y_fit, x_val, y_val, batch_size, seed),
+                    lambda: _start_loss(model, state, x_val, y_val), reasons.get("min", ""))
+            if why is None:
                 reasons.pop("validated", None)
+            else:
+                reasons["validated"] = why
     lr_range = None
     if suggestions[default_rule] is not None:
         lr_range = lr_rules.supported_range(suggestions)
@@ -240,13 +236,13 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
 
 
 def _probe(model, state, x_fit, y_fit, x_val, y_val, batch_size, seed):
-    """`loss_at(lr)` for `lr_validation.search`: from the saved `state` (restored first),
-    `PROBE_STEPS` steps at `lr`, then the loss on the held-out data."""
-    def loss_at(lr):
+    """`loss_at(lr, steps)` for `lr_validation.search`: from the saved `state` (restored first),
+    `steps` steps at `lr`, then the loss on the held-out data."""
+    def loss_at(lr, steps):
         state.restore()
         batches = batch_stream(x_fit, y_fit, batch_size, seed)
         with BatchStepper(model) as stepper:
-            for _ in range(lr_validation.PROBE_STEPS):
+            for _ in range(steps):
                 batch = next(batches, None)
                 if batch is None:
                     break

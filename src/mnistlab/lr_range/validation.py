@@ -34,11 +34,17 @@ import numpy as np
 from mnistlab.errors import MnistlabError
 from mnistlab.lr_range.batches import is_arrays, num_examples
 
-PROBE_STEPS = 100   # steps of each probe: as many as the range test itself
-CANDIDATES = 3      # quarter-decade rates at and below the curve's lowest point
-EXTEND = 2          # more probes, one at a time, while the best lies at an edge
-SHRINK = 1.5        # the suggestion is the best probe's rate / SHRINK
+PROBE_STEPS = 16    # steps of each probe
+CANDIDATES = 3      # lattice rates from OFFSET steps above the curve's lowest point down
+SPACING = 1         # lattice steps (quarter decades) between neighbouring probes
+OFFSET = 1          # the first probe's rate: this many lattice steps above the lowest point's
+EXTEND = 1          # more probes, one at a time, while the best lies at an edge
+SHRINK = 2.0        # the suggestion is the best probe's rate / SHRINK
+FLAT_PROBE_STEPS = 100  # a flat curve's probes: longer, since a short one hardly moves a flat loss
+FLAT_SPACING = 4    # a flat curve that never blew up: probes a decade apart,
+FLAT_EXTEND = 2     # with this many more allowed past the lowest
 HOLD_OUT = 2000     # held-out examples at most (and a tenth of the training arrays)
+EVAL_CHUNK = 1000   # held-out examples per call when scoring a probe
 BELOW_DIVERGENCE = 0.5  # decades: no probe nearer than this to the rate a flat curve diverged at
 
 
@@ -47,44 +53,87 @@ def lattice_rate(k: int) -> float:
     return 10 ** (k / 4)
 
 
-def search(low_point: float, loss_at, *, ceiling: float = math.inf, floor: float = 0.0,
-           candidates: int = CANDIDATES, extend: int = EXTEND, shrink: float = SHRINK):
+def search(low_point: float, loss_at, *, ceiling: float = math.inf, floor: float = 0.0, steps=None,
+           candidates=None, spacing=None, offset=None, extend=None, shrink=None):
     """Pick a rate by held-out loss, probing as few lattice rates as the search needs.
 
     Args:
         low_point: the rate at the curve's lowest point.
-        loss_at: `loss_at(rate)` -> the held-out loss after a probe at `rate`
-            (None or a non-finite value when the probe blew up).
+        loss_at: `loss_at(rate, steps)` -> the held-out loss after a probe of `steps`
+            steps at `rate` (None or a non-finite value when the probe blew up).
         ceiling, floor: no probe above / below these rates.
-        candidates, extend, shrink: see the module docstring.
+        steps, candidates, spacing, offset, extend, shrink: see the module docstring
+            (None: the module's `PROBE_STEPS`, `CANDIDATES`... as they are when called).
 
     Returns:
         `(rate, tried)`: the suggestion (None when every probe blew up) and
         `{rate: held-out loss}` of every probe, in the order run.
     """
-    top = math.floor(4 * math.log10(low_point) + 1e-9)
+    steps = PROBE_STEPS if steps is None else steps
+    candidates = CANDIDATES if candidates is None else candidates
+    spacing = SPACING if spacing is None else spacing
+    offset = OFFSET if offset is None else offset
+    extend = EXTEND if extend is None else extend
+    shrink = SHRINK if shrink is None else shrink
+    top = math.floor(4 * math.log10(low_point) + 1e-9) + offset
+    while lattice_rate(top) > ceiling * (1 + 1e-9) and lattice_rate(top - 1) >= floor:
+        top -= 1
     tried = {}
 
     def probe(k):
-        loss = loss_at(lattice_rate(k))
+        loss = loss_at(lattice_rate(k), steps)
         tried[k] = float(loss) if loss is not None and math.isfinite(loss) else math.inf
 
-    for k in range(top - candidates + 1, top + 1):
-        if lattice_rate(k) >= floor:
-            probe(k)
+    for i in range(candidates):
+        if lattice_rate(top - i * spacing) >= floor:
+            probe(top - i * spacing)
     for _ in range(extend):
         if not tried:
             break
-        best = min(tried, key=tried.get)
-        if best == max(tried) and lattice_rate(best + 1) <= ceiling:
-            probe(best + 1)
-        elif best == min(tried) and lattice_rate(best - 1) >= floor:
-            probe(best - 1)
+        finite = {k: v for k, v in tried.items() if math.isfinite(v)}
+        best = min(finite, key=finite.get) if finite else min(tried)  # all blew up: go lower
+        if finite and best == max(tried) and lattice_rate(best + spacing) <= ceiling * (1 + 1e-9):
+            probe(best + spacing)
+        elif best == min(tried) and lattice_rate(best - spacing) >= floor:
+            probe(best - spacing)
         else:
             break
     finite = {k: v for k, v in tried.items() if math.isfinite(v)}
     rate = lattice_rate(min(finite, key=finite.get)) / shrink if finite else None
     return rate, {lattice_rate(k): v for k, v in tried.items()}
+
+
+def starting_point(lrs, low_point, info: dict, stopped_early: bool):
+    """The rate the probes start from: the curve's lowest point (`low_point`, the `min` rule's
+    rate); its last rate when the test completed with the loss still falling there; None when the
+    curve shows neither (flat, or too short). `info` is `read_curve`'s."""
+    if low_point is not None:
+        return low_point
+    if not info.get("flat") and not stopped_early and info.get("i_min") == info["n"] - 1:
+        return float(lrs[info["n"] - 1])
+    return None
+
+
+def validated(lrs, low_point, info: dict, stopped_early: bool, loss_at, start_loss, why_not: str):
+    """The validated suggestion on a read curve, as `lr_range_test` runs it.
+
+    `search_curve` from `starting_point`, or `search_below` on a flat curve (`start_loss()`,
+    called only then, is the untrained model's held-out loss). `why_not` is the curve's own
+    reason for having no lowest point.
+
+    Returns:
+        `(rate, tried, reason)`: reason is None when there is a rate.
+    """
+    start = starting_point(lrs, low_point, info, stopped_early)
+    if start is not None:
+        rate, tried = search_curve(lrs, start, info["n"], stopped_early, loss_at)
+        why = None if rate is not None else ("every probe's held-out loss was non-finite: the model diverges "
+                                             "at these rates; lower min_lr or check the model")
+        return rate, tried, why
+    if info.get("flat"):
+        return search_below(lrs, info["n"], loss_at, start_loss=start_loss(), why_flat=why_not,
+                            stopped_early=stopped_early)
+    return None, {}, why_not
 
 
 def search_curve(lrs, low_point, usable: int, stopped_early: bool, loss_at, **options):
@@ -95,26 +144,29 @@ def search_curve(lrs, low_point, usable: int, stopped_early: bool, loss_at, **op
     return search(low_point, loss_at, ceiling=ceiling, floor=lrs[0], **options)
 
 
-def search_below(lrs, usable: int, loss_at, *, start_loss: float, why_flat: str):
-    """The validated search when the curve was too flat to read before the test diverged.
+def search_below(lrs, usable: int, loss_at, *, start_loss: float, why_flat: str, stopped_early: bool = True):
+    """The validated search when the curve was too flat to read.
 
-    The curve gives no lowest point, but the rate it diverged at bounds the
-    search from above. A 100-step probe can survive a rate that a whole
-    training does not, so no probe runs within `BELOW_DIVERGENCE` decades of
-    that rate (where a readable curve's lowest point usually lies); the
-    probes start there and extend downwards while the best lies at the low
-    edge, as `search` does. A
-    rate is kept only if its probe lowered the held-out loss below the
-    model's starting loss by more than `lr_rules.MIN_DROP` of it; otherwise no
-    rate is suggested, since no rate was seen to learn.
+    The curve gives no lowest point. If the test diverged, the rate it diverged at bounds the
+    search from above; if it never did, `max_lr` does. A short probe can survive a rate that a
+    whole training does not, so no probe runs within `BELOW_DIVERGENCE` decades of that bound
+    (where a readable curve's lowest point usually lies). Below a curve that diverged the
+    probes go down a quarter of a decade at a time, as `search` does; below one that never
+    did, nothing says how far down the model learns, so they go down a decade at a time
+    (`FLAT_SPACING`) with `FLAT_EXTEND` more steps allowed. A rate is kept only if its probe
+    lowered the held-out loss below the model's starting loss by more than `lr_rules.MIN_DROP`
+    of it; otherwise no rate is suggested, since no rate was seen to learn.
 
     Returns:
         `(rate, tried, reason)`: reason is None when there is a rate.
     """
     from mnistlab.lr_range.rules import MIN_DROP
 
-    ceiling = lrs[usable - 1] / 10 ** BELOW_DIVERGENCE
-    rate, tried = search(ceiling, loss_at, ceiling=ceiling, floor=lrs[0])
+    bound = lrs[usable - 1] if stopped_early else lrs[-1]
+    ceiling = bound / 10 ** BELOW_DIVERGENCE
+    options = {} if stopped_early else {"spacing": FLAT_SPACING, "extend": EXTEND + FLAT_EXTEND}
+    rate, tried = search(ceiling, loss_at, ceiling=ceiling, floor=lrs[0], steps=FLAT_PROBE_STEPS, offset=0,
+                         **options)
     best = min(tried.values(), default=math.inf)
     learned = start_loss - MIN_DROP * abs(start_loss) if math.isfinite(start_loss) else math.inf
     if rate is not None and best < learned:
@@ -165,12 +217,26 @@ def held_out(x, y, validation_data):
 
 
 def evaluate_loss(model, x_val, y_val) -> float:
-    """The model's loss on the held-out data (a non-finite loss stays non-finite)."""
+    """The model's loss on the held-out data (a non-finite loss stays non-finite).
+
+    Arrays go through `test_on_batch` in chunks of at most `EVAL_CHUNK` examples (the batch
+    size `evaluate` used here before), averaged by size: the same loss `evaluate` returns,
+    without the data pipeline `evaluate` builds on every call, which on TensorFlow cost more
+    than a 16-step probe itself (docs/lr-range-test.md, "Cost"). A data set goes through
+    `evaluate`.
+    """
     if y_val is None:
         logs = model.evaluate(x_val, verbose=0, return_dict=True)
-    else:
-        logs = model.evaluate(x_val, y_val, batch_size=1000, verbose=0, return_dict=True)
-    return float(np.asarray(logs["loss"]))
+        return float(np.asarray(logs["loss"]))
+    n = num_examples(x_val, y_val, "validation_data")
+    chunks = -(-n // EVAL_CHUNK)
+    size = -(-n // chunks)  # equal chunks (one shape to compile) but perhaps the last
+    total = 0.0
+    for start in range(0, n, size):
+        part = lambda a: a[start:start + size]  # noqa: E731
+        logs = model.test_on_batch(_map(part, x_val), _map(part, y_val), return_dict=True)
+        total += float(np.asarray(logs["loss"])) * min(size, n - start)
+    return total / n
 
 
 def _map(fn, tree):
