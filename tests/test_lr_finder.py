@@ -383,3 +383,13 @@ def test_cli_lr_find_refuses_bad_settings(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("mnistlab lr-find: error: max_lr"), err
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_lr_find_takes_thorough_or_no_validate_but_not_both(tmp_path, capsys):
+    from mnistlab.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["lr-find", "--thorough", "--no-validate", "--run-dir", str(tmp_path / "x"),
+              "--backend", keras.backend.backend()])
+    assert exit_.value.code == 2 and "not allowed with" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

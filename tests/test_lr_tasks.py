@@ -197,3 +197,14 @@ def test_every_record_matches_its_setup_and_brackets_its_best_rate():
         extended = len(r["grid"]) - start
         assert key not in (r["grid"][0], r["grid"][-1]) or extended == MAX_EXTEND, (path.name, key, r["grid"])
         assert all(all(str(s) in r["trained"][k] for s in setups.SEEDS) for k in r["grid"]), path.name
+
+
+def test_search_choice_reads_a_rate_between_grid_rates_linearly_in_log_rate():
+    from benchmarks.lr_tasks.search_choice import interpolated
+
+    grid = {0.001: 90.0, 0.01: 96.0, 0.1: float("-inf")}
+    assert interpolated(grid, 0.01) == 96.0
+    assert interpolated(grid, 10 ** -2.5) == pytest.approx(93.0)
+    assert interpolated(grid, 1e-4) == 90.0  # below the grid: its lowest rate's score
+    assert interpolated(grid, 10 ** -1.6) == 96.0  # next to a diverged rate: the nearer finite one
+    assert interpolated(grid, 10 ** -1.2) == float("-inf")

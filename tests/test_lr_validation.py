@@ -241,3 +241,16 @@ def test_an_ill_conditioned_model_gets_no_rate_and_the_real_cause():
     assert "standardise" in result.reason
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_thorough_validation_runs_issue_28s_longer_search_and_bad_values_are_refused():
+    from mnistlab.lr_range.validation import THOROUGH
+
+    x, y = data()
+    result = lr_range_test(model(), x, y, batch_size=64, verbose=0, validate="thorough")
+    assert result.settings["probe_steps"] == THOROUGH["steps"] == 100 and result.settings["validate"] == "thorough"
+    assert THOROUGH["candidates"] <= len(result.probes) <= THOROUGH["candidates"] + THOROUGH["extend"]
+    best = min(result.probes, key=result.probes.get)
+    assert result.suggestion == pytest.approx(best / THOROUGH["shrink"])
+    with pytest.raises(MnistlabError, match="thorough"):
+        lr_range_test(model(), x, y, verbose=0, validate="yes")

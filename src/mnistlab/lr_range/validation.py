@@ -7,22 +7,31 @@ at most half of the setups of `benchmarks/lr_quality/suggestion_quality.py`
 (docs/lr-range-test.md, "Rules and the evidence for the default"). So the
 default suggestion is checked by training: from the model's starting state,
 `PROBE_STEPS` steps at each of a few rates, each scored by its loss on held-out
-data, the best kept. The search (`search`):
+data, the best kept. The search (`search`), on a quarter-decade lattice of
+rates (`10 ** (k / 4)`):
 
-1. rates on a quarter-decade lattice (`10 ** (k / 4)`): the `CANDIDATES`
-   highest at or below the curve's lowest point (`lr_rules` `min`);
+1. `CANDIDATES` rates `SPACING` lattice steps apart, the first `OFFSET` steps
+   above the curve's lowest point (`lr_rules` `min`), never above the last
+   rate the test reached before it diverged;
 2. while the lowest held-out loss lies at an edge of the rates tried, one
-   more rate past that edge (at most `EXTEND` times; never above the last rate
-   the test reached before it diverged, nor below its first rate);
+   more rate past that edge (at most `EXTEND` times; never above that
+   ceiling, nor below the test's first rate);
 3. the suggestion is the best rate divided by `SHRINK`: a whole training is
    longer than a probe and wants a lower rate.
+
+A curve too flat to read is searched below its bound instead (`search_below`).
 
 The held-out data is `validation_data` when given (at most `HOLD_OUT`
 examples of it are used), else the last tenth of the training arrays (at
 most `HOLD_OUT` examples, the slice Keras' `validation_split` takes), which
-the probes then do not train on. These settings were fixed before the third
-and fourth sets of setups of the benchmark were recorded, and measured on
-them (docs/lr-range-test.md, "Rules and the evidence for the default").
+the probes then do not train on.
+
+The settings were chosen by replaying this module's own search, with every
+combination of them, on probes recorded at six lengths on the 60 setups of
+both benchmarks, keeping the `lr_tasks` FRESH setups for the report
+(`python -m benchmarks.lr_tasks.search_choice`; docs/lr-range-test.md, "Cost"):
+16-step probes lose little against the 100-step ones used before, and cost
+about a quarter as much, 1.5x the curve instead of 5-6x.
 """
 
 from __future__ import annotations
@@ -43,6 +52,9 @@ SHRINK = 2.0        # the suggestion is the best probe's rate / SHRINK
 FLAT_PROBE_STEPS = 100  # a flat curve's probes: longer, since a short one hardly moves a flat loss
 FLAT_SPACING = 4    # a flat curve that never blew up: probes a decade apart,
 FLAT_EXTEND = 2     # with this many more allowed past the lowest
+# `lr_range_test(validate="thorough")`: issue 28's search, 3 to 5 probes of 100 steps from the lowest point down,
+# / 1.5: a little nearer the best rate on the FRESH setups, at 4-6x the curve (docs/lr-range-test.md, "Cost")
+THOROUGH = dict(steps=100, candidates=3, spacing=1, offset=0, extend=2, shrink=1.5)
 HOLD_OUT = 2000     # held-out examples at most (and a tenth of the training arrays)
 EVAL_CHUNK = 1000   # held-out examples per call when scoring a probe
 BELOW_DIVERGENCE = 0.5  # decades: no probe nearer than this to the rate a flat curve diverged at
@@ -114,25 +126,25 @@ def starting_point(lrs, low_point, info: dict, stopped_early: bool):
     return None
 
 
-def validated(lrs, low_point, info: dict, stopped_early: bool, loss_at, start_loss, why_not: str):
+def validated(lrs, low_point, info: dict, stopped_early: bool, loss_at, start_loss, why_not: str, **options):
     """The validated suggestion on a read curve, as `lr_range_test` runs it.
 
     `search_curve` from `starting_point`, or `search_below` on a flat curve (`start_loss()`,
     called only then, is the untrained model's held-out loss). `why_not` is the curve's own
-    reason for having no lowest point.
+    reason for having no lowest point. `options` go to `search` (`THOROUGH`, for example).
 
     Returns:
         `(rate, tried, reason)`: reason is None when there is a rate.
     """
     start = starting_point(lrs, low_point, info, stopped_early)
     if start is not None:
-        rate, tried = search_curve(lrs, start, info["n"], stopped_early, loss_at)
+        rate, tried = search_curve(lrs, start, info["n"], stopped_early, loss_at, **options)
         why = None if rate is not None else ("every probe's held-out loss was non-finite: the model diverges "
                                              "at these rates; lower min_lr or check the model")
         return rate, tried, why
     if info.get("flat"):
         return search_below(lrs, info["n"], loss_at, start_loss=start_loss(), why_flat=why_not,
-                            stopped_early=stopped_early)
+                            stopped_early=stopped_early, shrink=options.get("shrink"))
     return None, {}, why_not
 
 
@@ -144,7 +156,8 @@ def search_curve(lrs, low_point, usable: int, stopped_early: bool, loss_at, **op
     return search(low_point, loss_at, ceiling=ceiling, floor=lrs[0], **options)
 
 
-def search_below(lrs, usable: int, loss_at, *, start_loss: float, why_flat: str, stopped_early: bool = True):
+def search_below(lrs, usable: int, loss_at, *, start_loss: float, why_flat: str, stopped_early: bool = True,
+                 shrink=None):
     """The validated search when the curve was too flat to read.
 
     The curve gives no lowest point. If the test diverged, the rate it diverged at bounds the
@@ -166,7 +179,7 @@ def search_below(lrs, usable: int, loss_at, *, start_loss: float, why_flat: str,
     ceiling = bound / 10 ** BELOW_DIVERGENCE
     options = {} if stopped_early else {"spacing": FLAT_SPACING, "extend": EXTEND + FLAT_EXTEND}
     rate, tried = search(ceiling, loss_at, ceiling=ceiling, floor=lrs[0], steps=FLAT_PROBE_STEPS, offset=0,
-                         **options)
+                         shrink=shrink, **options)
     best = min(tried.values(), default=math.inf)
     learned = start_loss - MIN_DROP * abs(start_loss) if math.isfinite(start_loss) else math.inf
     if rate is not None and best < learned:
