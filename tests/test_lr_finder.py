@@ -385,11 +385,11 @@ def test_cli_lr_find_refuses_bad_settings(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
-def test_cli_lr_find_takes_thorough_or_no_validate_but_not_both(tmp_path, capsys):
+def test_cli_lr_find_takes_fast_probes_or_no_validate_but_not_both(tmp_path, capsys):
     from mnistlab.cli.main import main
 
     with pytest.raises(SystemExit) as exit_:
-        main(["lr-find", "--thorough", "--no-validate", "--run-dir", str(tmp_path / "x"),
+        main(["lr-find", "--fast-probes", "--no-validate", "--run-dir", str(tmp_path / "x"),
               "--backend", keras.backend.backend()])
     assert exit_.value.code == 2 and "not allowed with" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()

@@ -35,48 +35,57 @@ def bowl(best_k, blow_up_k=None):
 
 
 def test_best_inside_the_candidates_needs_no_more_probes():
-    loss_at, calls = bowl(best_k=-8)
+    loss_at, calls = bowl(best_k=-9)
     rate, tried = search(lattice_rate(-8), loss_at)  # the curve's lowest point at 10**-2
-    assert calls == [-7, -8, -9]  # one quarter-decade above it, it, and one below
+    assert calls == [-10, -9, -8]  # the three quarter-decade rates at and below it
     assert loss_at.steps == [PROBE_STEPS] * 3
-    assert rate == pytest.approx(lattice_rate(-8) / SHRINK)
+    assert rate == pytest.approx(lattice_rate(-9) / SHRINK)
     assert list(tried) == [lattice_rate(k) for k in calls]
 
 
-def test_best_at_the_top_edge_climbs_one_more_but_not_past_the_ceiling():
+def test_best_at_the_top_edge_climbs_up_to_two_more_but_not_past_the_ceiling():
     loss_at, calls = bowl(best_k=-4)
     rate, _ = search(lattice_rate(-8) * 1.1, loss_at)
-    assert calls == [-7, -8, -9, -6]  # one more above, the extension allowed
+    assert calls == [-10, -9, -8, -7, -6]  # two more, one at a time, the best still at the edge
     assert rate == pytest.approx(lattice_rate(-6) / SHRINK)
     loss_at, calls = bowl(best_k=-4)
     rate, _ = search(lattice_rate(-8), loss_at, ceiling=lattice_rate(-7) * 1.01)
-    assert calls == [-7, -8, -9]
+    assert calls == [-10, -9, -8, -7]
     assert rate == pytest.approx(lattice_rate(-7) / SHRINK)
-    loss_at, calls = bowl(best_k=-4)  # the lowest point at the ceiling itself: the first probe stays under it
-    search(lattice_rate(-8), loss_at, ceiling=lattice_rate(-8))
-    assert calls == [-8, -9, -10]
 
 
 def test_best_at_the_bottom_edge_goes_down_but_not_below_the_floor():
     loss_at, calls = bowl(best_k=-20)
     search(lattice_rate(-8), loss_at)
-    assert calls == [-7, -8, -9, -10]
+    assert calls == [-10, -9, -8, -11, -12]
     loss_at, calls = bowl(best_k=-20)
-    search(lattice_rate(-8), loss_at, floor=lattice_rate(-9) * 0.99)
-    assert calls == [-7, -8, -9]
+    search(lattice_rate(-8), loss_at, floor=lattice_rate(-10) * 0.99)
+    assert calls == [-10, -9, -8]
 
 
 def test_probes_that_blow_up_are_never_the_suggestion():
-    loss_at, calls = bowl(best_k=-8, blow_up_k=-8)  # everything from 10**-2 up diverges
+    loss_at, calls = bowl(best_k=-8, blow_up_k=-9)  # everything from 10**-2.25 up diverges
     rate, tried = search(lattice_rate(-8), loss_at)
-    # -9 is the best finite one, at the bottom edge: one more below it (-10) is worse, so it stays
-    assert calls == [-7, -8, -9, -10] and math.isinf(tried[lattice_rate(-8)])
-    assert rate == pytest.approx(lattice_rate(-9) / SHRINK)
-    loss_at, calls = bowl(best_k=-20, blow_up_k=-9)  # the three candidates all blow up: the search goes lower
+    # -10 is the best finite one, at the bottom edge: one more below it (-11) is worse, so it stays
+    assert calls == [-10, -9, -8, -11] and math.isinf(tried[lattice_rate(-9)])
+    assert rate == pytest.approx(lattice_rate(-10) / SHRINK)
+    loss_at, calls = bowl(best_k=-20, blow_up_k=-10)  # the three candidates all blow up: the search goes lower
     rate, _ = search(lattice_rate(-8), loss_at)
-    assert calls == [-7, -8, -9, -10] and rate == pytest.approx(lattice_rate(-10) / SHRINK)
+    assert calls == [-10, -9, -8, -11, -12] and rate == pytest.approx(lattice_rate(-12) / SHRINK)
     loss_at, _ = bowl(best_k=0, blow_up_k=-100)
     assert search(lattice_rate(-8), loss_at)[0] is None
+
+
+def test_the_fast_search_starts_above_the_lowest_point_with_short_probes():
+    from mnistlab.lr_range.validation import FAST
+
+    loss_at, calls = bowl(best_k=-8)
+    rate, _ = search(lattice_rate(-8), loss_at, **FAST)
+    assert calls == [-9, -8, -7] and loss_at.steps == [FAST["steps"]] * 3 == [16] * 3
+    assert rate == pytest.approx(lattice_rate(-8) / FAST["shrink"])
+    loss_at, calls = bowl(best_k=-4)  # the lowest point at the ceiling itself: the first probe stays under it
+    search(lattice_rate(-8), loss_at, ceiling=lattice_rate(-8), **FAST)
+    assert calls == [-10, -9, -8]
 
 
 def test_held_out_loss_is_the_loss_evaluate_reports():
@@ -195,9 +204,9 @@ def test_below_a_flat_curve_probes_keep_half_a_decade_from_the_divergence():
     rate, tried, why = search_below(lrs, len(lrs), loss_at, start_loss=2.0, why_flat="flat")
     top = math.floor(4 * (-1.5 - BELOW_DIVERGENCE) + 1e-9)
     assert max(calls) == top == -8  # 10**-2: half a decade under the divergence, not above
-    assert calls == [-8, -9, -10, -11]  # down while the best is at the low edge
-    assert loss_at.steps == [FLAT_PROBE_STEPS] * 4
-    assert why is None and rate == pytest.approx(lattice_rate(-11) / SHRINK)
+    assert calls == [-10, -9, -8, -11, -12]  # down while the best is at the low edge
+    assert loss_at.steps == [FLAT_PROBE_STEPS] * 5
+    assert why is None and rate == pytest.approx(lattice_rate(-12) / SHRINK)
 
 
 def test_below_a_flat_curve_that_never_blew_up_probes_go_down_a_decade_at_a_time():
@@ -209,7 +218,7 @@ def test_below_a_flat_curve_that_never_blew_up_probes_go_down_a_decade_at_a_time
     loss_at, calls = bowl(best_k=-6)  # learns best at 10**-1.5
     rate, tried, why = search_below(lrs, len(lrs), loss_at, start_loss=5.0, why_flat="flat",
                                     stopped_early=False)
-    assert FLAT_SPACING == 4 and calls[:CANDIDATES] == [2, -2, -6]  # 10**0.5, 10**-0.5, 10**-1.5
+    assert FLAT_SPACING == 4 and calls[:CANDIDATES] == [-6, -2, 2]  # 10**-1.5, 10**-0.5, 10**0.5
     assert len(calls) <= CANDIDATES + EXTEND + FLAT_EXTEND
     assert why is None and rate == pytest.approx(lattice_rate(-6) / SHRINK)
 
@@ -243,14 +252,14 @@ def test_an_ill_conditioned_model_gets_no_rate_and_the_real_cause():
         np.testing.assert_array_equal(a, b)
 
 
-def test_thorough_validation_runs_issue_28s_longer_search_and_bad_values_are_refused():
-    from mnistlab.lr_range.validation import THOROUGH
+def test_fast_validation_runs_the_short_search_and_bad_values_are_refused():
+    from mnistlab.lr_range.validation import FAST
 
     x, y = data()
-    result = lr_range_test(model(), x, y, batch_size=64, verbose=0, validate="thorough")
-    assert result.settings["probe_steps"] == THOROUGH["steps"] == 100 and result.settings["validate"] == "thorough"
-    assert THOROUGH["candidates"] <= len(result.probes) <= THOROUGH["candidates"] + THOROUGH["extend"]
+    result = lr_range_test(model(), x, y, batch_size=64, verbose=0, validate="fast")
+    assert result.settings["probe_steps"] == FAST["steps"] == 16 and result.settings["validate"] == "fast"
+    assert FAST["candidates"] <= len(result.probes) <= FAST["candidates"] + FAST["extend"]
     best = min(result.probes, key=result.probes.get)
-    assert result.suggestion == pytest.approx(best / THOROUGH["shrink"])
-    with pytest.raises(MnistlabError, match="thorough"):
+    assert result.suggestion == pytest.approx(best / FAST["shrink"])
+    with pytest.raises(MnistlabError, match="fast"):
         lr_range_test(model(), x, y, verbose=0, validate="yes")

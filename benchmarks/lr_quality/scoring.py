@@ -37,8 +37,6 @@ def library_view(r: dict, factor: float = 4.0):
     return lrs, losses, False
 
 
-# the validated search's settings before issue 29 made it cheaper (docs/lr-range-test.md, "Cost")
-PREVIOUS_SEARCH = dict(steps=100, candidates=3, spacing=1, offset=0, extend=2, shrink=1.5)
 MISSING_PROBES = {}  # setup -> rates the validated search wanted that `record` did not train
 
 
@@ -100,8 +98,8 @@ def library_suggestions(r: dict) -> dict:
 
 def all_suggestions(r: dict) -> dict:
     out = {"mnistlab validated": validated(r),
-           # the search before issue 29 (3 to 5 probes of 100 steps), for comparison
-           "experiment: validated, issue 28's search": validated(r, **PREVIOUS_SEARCH)}
+           # lr_range_test(validate="fast"): 16-step probes (docs/lr-range-test.md, "Cost")
+           "mnistlab validate=\"fast\"": validated(r, **lr_validation.FAST)}
     out.update({f"mnistlab {k}": v for k, v in library_suggestions(r).items()})
     for name, fn in anchors.ANCHORS.items():
         out[name] = fn(r["curve"]["lr"], r["curve"]["loss"])

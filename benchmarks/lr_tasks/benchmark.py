@@ -127,7 +127,7 @@ def cmd_score(args) -> int:
            "columns give hits and (mean gap). Cost: the library's default `lr_range_test` time over the curve "
            "alone (1 for rules read off the curve). LR-free optimizers: `benchmarks/lr_tasks/lr_free.py` at "
            "their defaults, the same budget and seeds.", ""]
-    columns = [scoring.DEFAULT, "mnistlab middle", "fastai valley", "fastai minimum", "lightning",
+    columns = [scoring.DEFAULT, scoring.FAST, "mnistlab middle", "fastai valley", "fastai minimum", "lightning",
                "torch-lr-finder", *(f"lr-free: {n}" for n in scoring.LR_FREE)]
     for title, half in (("FRESH: declared and recorded after the validated search's settings were chosen on the "
                          "other 20 (the report)", setups.FRESH),

@@ -63,12 +63,39 @@ def value_at(r: dict, runs: dict | None):
     return mean_score({s: runs[str(s)] for s in r["seeds"]}, r["spec"]["regression"])
 
 
+FAST = "mnistlab validate=\"fast\" (replayed)"
+
+
+def replayed(r: dict, **options):
+    """The library's validated search with `options` (`mnistlab.lr_range.validation.validated`), replayed on
+    the setup's probe table (`benchmarks/lr_tasks/probe_table.py`): the rate `lr_range_test` would suggest
+    with those settings, without running it. None without a probe table."""
+    from mnistlab.lr_range import rules as lr_rules
+    from mnistlab.lr_range import validation as lr_validation
+
+    from benchmarks.lr_quality.scoring import library_view
+
+    table = r.get("probe_table")
+    if table is None:
+        return None
+    lrs, losses, stopped = library_view(r)
+    found, reasons, info = lr_rules.read_curve(lrs, losses, stopped_early=stopped)
+    by_steps = {n: {round(4 * math.log10(float(k))): v[i] for k, v in table["losses"].items()}
+                for i, n in enumerate(table["steps"])}
+    start = table["start_loss"] if table["start_loss"] is not None else math.inf
+    return lr_validation.validated(lrs, found["min"], info, stopped,
+                                   lambda lr, steps: by_steps[steps].get(round(4 * math.log10(lr))),
+                                   lambda: start, reasons.get("min", ""), **options)[0]
+
+
 def suggestions(r: dict) -> dict:
     """Rule -> suggested rate (None where the rule can't read the curve): the library's default as recorded
     (or re-run: `score --rerun-library`), the library's curve rules and the anchors on the stored raw curve."""
     from benchmarks.lr_quality.scoring import library_suggestions
 
-    out = {DEFAULT: r["library"]["suggestion"]}
+    from mnistlab.lr_range.validation import FAST as fast
+
+    out = {DEFAULT: r["library"]["suggestion"], FAST: replayed(r, **fast)}
     out.update({f"mnistlab {k}": v for k, v in library_suggestions(r).items()})
     for name, fn in anchors.ANCHORS.items():
         out[name] = fn(r["curve"]["lr"], r["curve"]["loss"])

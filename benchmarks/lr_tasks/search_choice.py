@@ -1,11 +1,11 @@
-"""How the validated search's settings were chosen: every setting, replayed on recorded probes (issue 29).
+"""How `validate="fast"`'s settings were chosen: every setting, replayed on recorded probes (issue 29).
 
     python -m benchmarks.lr_tasks.search_choice [--top 15]
 
 The validated suggestion (`mnistlab.lr_range.validation`) trains a few short
 probes and keeps the best by held-out loss. Its settings (probe length, how
 many probes, where they start, how far they extend, the final division) trade
-the suggestion's quality against its cost, so they were chosen by replaying
+the suggestion's quality against its cost, so cheaper ones were chosen by replaying
 `mnistlab.lr_range.validation.validated` itself, with each setting, on
 recorded probes:
 
@@ -23,7 +23,10 @@ apart), interpolated linearly in log-rate between the two grid rates around
 it: cheap, the same for every setting, and a little pessimistic near the best
 rate (where the truth curves above the straight line), so it ranks settings;
 the reported figures come from training the chosen setting's rates
-(`benchmark score`, `suggestion_quality score`). Per setup the gap to the best
+(`benchmark score`, `suggestion_quality score`). Trained, the chosen setting
+(`mnistlab.lr_range.validation.FAST`) fell further behind the 100-step search
+than this replay said (17 against 23 of the 30 `lr_tasks` setups on 3-seed
+means), so it is an option, not the default. Per setup the gap to the best
 grid rate is counted in tolerances (`benchmarks/lr_tasks/scoring.py`; 0.3
 points on the MNIST family), capped at 3 so one wild setup does not decide;
 a hit is a gap of at most 1. The cost is estimated as 1 + 0.75 x (probe steps
@@ -52,7 +55,7 @@ from benchmarks.lr_tasks.trainer import mean_score
 
 CAP = 3.0              # tolerances: a setup's gap counts at most this much
 PROBE_STEP_SHARE = 0.75  # a probe's step over a curve's step, at most (see the docstring)
-PREVIOUS = dict(steps=100, candidates=3, spacing=1, offset=0, extend=2, shrink=1.5)  # issue 28's search
+DEFAULT = dict(steps=100, candidates=3, spacing=1, offset=0, extend=2, shrink=1.5)  # the default search's settings
 GRID = dict(steps=(10, 16, 25, 33, 50), candidates=(2, 3, 4), spacing=(1, 2), offset=(0, 1, 2), extend=(0, 1, 2),
             shrink=(1.5, 2, 3, 4))
 
@@ -148,8 +151,8 @@ def main(argv=None) -> int:
     replays = [Replay(r, True) for r in tasks.values()] + [Replay(r, False) for r in quality.values()]
     n = len(replays)
     print(f"{n} setups ({len(tasks)} lr_tasks CHOOSE + HELD_OUT, {len(quality)} lr_quality); FRESH not read\n")
-    gap, hits, cost = evaluate(replays, PREVIOUS)
-    print(f"issue 28's search {PREVIOUS}: mean capped gap {gap:.3f}, hits {hits}/{n}, cost ~{cost:.2f}x\n")
+    gap, hits, cost = evaluate(replays, DEFAULT)
+    print(f"the default search {DEFAULT}: mean capped gap {gap:.3f}, hits {hits}/{n}, cost ~{cost:.2f}x\n")
     rows = []
     for values in itertools.product(*GRID.values()):
         options = dict(zip(GRID, values))

@@ -28,10 +28,10 @@ def add_arguments(p):
     check = p.add_mutually_exclusive_group()
     check.add_argument("--no-validate", action="store_true",
                        help="read the rate off the curve alone (the `middle` rule), without the short "
-                            "validation trainings of the default `validated` rule: about 1.8x faster")
-    check.add_argument("--thorough", action="store_true",
-                       help="longer validation trainings (3-5 x 100 steps): a little nearer the best rate on "
-                            "the benchmark's fresh tasks, at 4-6x the curve's time instead of about 1.8x")
+                            "validation trainings of the default `validated` rule: several times faster")
+    check.add_argument("--fast-probes", action="store_true",
+                       help="validation trainings of 16 steps instead of 100: about 1.8x the curve's time "
+                            "instead of 4-6x, but further from the best rate (docs/lr-range-test.md, \"Cost\")")
     p.add_argument("--val-fraction", type=float, default=None,
                    help="validation share held out of the training set (scores the validation probes)")
     p.add_argument("--train-limit", type=int, default=None, help="use only this many training examples")
@@ -76,8 +76,8 @@ def format_table(result) -> str:
                      "suggestion; shaded in lr_find.png)")
     if result.probes:
         tried = ", ".join(f"{lr:.3g}: {loss:.4g}" for lr, loss in sorted(result.probes.items()))
-        thorough = result.settings.get("validate") == "thorough"
-        shrink = lr_validation.THOROUGH["shrink"] if thorough else lr_validation.SHRINK
+        fast = result.settings.get("validate") == "fast"
+        shrink = lr_validation.FAST["shrink"] if fast else lr_validation.SHRINK
         lines.append(f"validated: held-out loss after {result.settings['probe_steps']} steps at each rate "
                      f"({tried}); the best / {shrink:g}")
     return "\n".join(lines)
@@ -99,7 +99,7 @@ def run(args) -> int:
     model = compile_model(build_model(config.model, **config.model_options), config, 1e-3)
     result = lr_finder.lr_range_test(
         model, splits.x_train, targets(config, splits.y_train), batch_size=config.batch_size,
-        seed=config.seed, verbose=args.verbose, validate="thorough" if args.thorough else not args.no_validate,
+        seed=config.seed, verbose=args.verbose, validate="fast" if args.fast_probes else not args.no_validate,
         validation_data=validation_of(config, splits), **settings,
     )
     result.save(run_dir)

@@ -11,8 +11,8 @@ rate grows exponentially from `min_lr` to `max_lr`, record each batch's loss,
 and stop once the loss blows up (`mnistlab.lr_range.rules.diverged`: judged on the
 batch losses, not on a lagging average). The rules of `mnistlab.lr_range.rules`
 then read rates off the lag-free curve; `lr_range` is the span of rates the
-curve supports. The default suggestion then checks them by training: three or
-four 16-step probes at rates around the curve's lowest point, kept by
+curve supports. The default suggestion then checks them by training: a few
+100-step probes at rates at and below the curve's lowest point, kept by
 held-out loss (`mnistlab.lr_range.validation`). Which rule is the default, and why,
 was measured by `benchmarks/lr_quality/suggestion_quality.py` (docs/lr-range-test.md,
 "Rules and the evidence for the default").
@@ -118,13 +118,13 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
             the starting loss (`lr_rules.diverged`).
         smoothing: width in steps of the lag-free curve (`lr_rules.smooth`).
         seed: seeds the shuffling of array inputs.
-        validate: after the curve, train a few short probes (3 or 4 x
+        validate: after the curve, train a few short probes (3 to 5 x
             `lr_validation.PROBE_STEPS` steps, from the same starting state)
             and suggest by their held-out loss: the `validated` rule, the
-            default, about 1.5x the time of the curve. `"thorough"`: longer
-            probes (`lr_validation.THOROUGH`, 3 to 5 x 100 steps), a little
-            nearer the best rate on the benchmark's fresh tasks, at 4-6x the
-            curve. False: the curve alone (`CURVE_RULE`).
+            default, 4-6x the time of the curve. `"fast"`: 3-4 probes of 16
+            steps (`lr_validation.FAST`), about 1.8x the curve, further from
+            the best rate on the benchmark's tasks. False: the curve alone
+            (`CURVE_RULE`).
         validation_data: `(x_val, y_val)` arrays (at most 2000 examples are
             used) or a finite data set of batches to score the probes on. None: the
             last tenth of the training arrays (at most 2000), which the probes
@@ -140,9 +140,9 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
             learning-rate schedule, a setting is invalid or the data is unusable.
     """
     check_settings(min_lr, max_lr, steps, batch_size, diverge_factor, smoothing)
-    if validate not in (True, False, "thorough"):
-        raise MnistlabError(f'validate must be True, False or "thorough", got {validate!r}')
-    search_options = lr_validation.THOROUGH if validate == "thorough" else {}
+    if validate not in (True, False, "fast"):
+        raise MnistlabError(f'validate must be True, False or "fast", got {validate!r}')
+    search_options = lr_validation.FAST if validate == "fast" else {}
     optimizer = _check_model(model)
     steps = DEFAULT_STEPS if steps is None else int(steps)
     batch_size = int(batch_size)
