@@ -153,7 +153,8 @@ def summary(results: dict, names: list[str], per_setup: dict) -> str:
                  if math.isfinite(per_setup[n][rule][2])]
             fam.append(f"{sum(per_setup[n][rule][3] for n in in_f)}/{len(in_f)}"
                        + (f" ({np.mean(g):.1f})" if g else ""))
-        costs = [] if rule.startswith("lr-free") else [cost(results[n], rule) for n in names]
+        # a replayed search was not timed here (the fast search's cost: docs/lr-range-test.md, "Cost")
+        costs = [] if rule.startswith("lr-free") or rule == FAST else [cost(results[n], rule) for n in names]
         rows.append((-hits, np.mean(gaps) if gaps else math.inf, rule, hits, len(gaps), fam,
                      f"{np.median(costs):.1f}x" if costs else "-"))
     lines = [f"| rule | hits ({len(names)} setups) | mean gap (tolerances) | finite | "
