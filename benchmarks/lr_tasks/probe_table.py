@@ -35,13 +35,9 @@ def top_rate(curve: dict) -> float:
     """The highest rate a search may probe: the last rate of the curve up to the library's own
     stop, or the first rate whose raw loss is non-finite or 3x the first loss, if higher."""
     from benchmarks.lr_quality.scoring import library_view
+    from benchmarks.lr_quality.suggestion_quality import blow_up_lr
 
-    first, blow_up = curve["loss"][0], curve["lr"][-1]
-    for lr, loss in zip(curve["lr"], curve["loss"]):
-        if loss is None or loss > 3 * first:
-            blow_up = lr
-            break
-    return max(blow_up, float(library_view({"curve": curve})[0][-1]))
+    return max(blow_up_lr(curve), float(library_view({"curve": curve})[0][-1]))
 
 
 def record(trainer, curve: dict) -> dict:
