@@ -106,6 +106,14 @@ def classes5_30():
     return _classes(x, y, 1500)
 
 
+def moons():
+    """Two interleaving half-moons under noise, 400 training examples (tiny), binary."""
+    from sklearn.datasets import make_moons
+
+    x, y = make_moons(n_samples=600, noise=0.3, random_state=DATA_SEED)
+    return _classes(x, y, 200, binary=True)
+
+
 def _linear_teacher(n, n_features, n_classes, seed, shift=0.0):
     """Gaussian inputs labelled by argmax of a random linear map through tanh features: a task
     family whose members share features (`shift` moves the head, not the features)."""
@@ -262,7 +270,7 @@ def seq_majority_target():
 
 
 DATASETS = {f.__name__: f for f in (
-    sine, diabetes, friedman1, linear_wide, breast_cancer, wine, binary_20, classes5_30, teacher_pretrain,
+    sine, diabetes, friedman1, linear_wide, breast_cancer, wine, binary_20, classes5_30, moons, teacher_pretrain,
     teacher_finetune, digits, digits_tiny, digits_low, digits_high, stripes32, stripes24_frequency,
     stripes24_angle, stripes16, seq_majority, seq_sum, seq_max, seq_count_compare, seq_mode_source,
     seq_majority_target)}

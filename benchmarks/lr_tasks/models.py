@@ -59,6 +59,18 @@ def dropout_mlp(x, y):
     return _mlp(x.shape[1], (128, 64), 1, dropout=0.2)
 
 
+def residual_mlp(x, y):
+    """A functional MLP of two residual blocks (Dense-ReLU-Dense plus the skip) of width 64."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((x.shape[1],))
+    h = layers.Dense(64)(inputs)
+    for _ in range(2):
+        h = layers.Add()([h, layers.Dense(64)(layers.Dense(64, activation="relu")(h))])
+    return keras.Model(inputs, layers.Dense(1)(layers.Activation("relu")(h)))
+
+
 # ----------------------------------------------------------------- tabular classification
 
 
@@ -132,6 +144,14 @@ def gru_classifier(x, y):
 
     return keras.Sequential([keras.Input(x.shape[1:], dtype="int32"), layers.Embedding(int(x.max()) + 1, 16),
                              layers.GRU(32), layers.Dense(int(y.max()) + 1, activation="softmax")])
+
+
+def bigru_classifier(x, y):
+    import keras
+    from keras import layers
+
+    return keras.Sequential([keras.Input(x.shape[1:], dtype="int32"), layers.Embedding(int(x.max()) + 1, 16),
+                             layers.Bidirectional(layers.GRU(16)), layers.Dense(int(y.max()) + 1, activation="softmax")])
 
 
 def conv1d_regressor(x, y):
@@ -257,6 +277,6 @@ def build(name: str, x, y, seed: int):
 
 
 MODELS = {f.__name__: f for f in (
-    sine_mlp, relu2x32, bn_mlp2x64, dropout_mlp, bn_tabular_binary, small_softmax, dropout_binary, layernorm_gelu,
+    sine_mlp, relu2x32, bn_mlp2x64, dropout_mlp, residual_mlp, bn_tabular_binary, small_softmax, dropout_binary, layernorm_gelu,
     tabular_mlp2x64, digits_cnn, digits_cnn_dropout, bn_cnn, separable_cnn, digits_mlp, stripes_cnn, gru_classifier,
-    conv1d_regressor, lstm_classifier, transformer_encoder, embedding_gru)}
+    conv1d_regressor, bigru_classifier, lstm_classifier, transformer_encoder, embedding_gru)}

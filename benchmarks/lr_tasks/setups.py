@@ -1,6 +1,6 @@
 """The setups of the lr_tasks benchmark (issue 29): tasks beyond MNIST, as plain data, and their split.
 
-Twenty setups in five families (regression, tabular classification, token
+Forty setups in five families (regression, tabular classification, token
 sequences, images other than 28x28, fine-tuning a pre-trained model), varied
 independently: loss (MSE, MAE, Huber, binary and categorical cross-entropy),
 model (MLPs, CNNs, GRU, LSTM, Conv1D, a Transformer encoder), normalisation
@@ -114,11 +114,33 @@ SETUPS = [
       "adam", 64, 4, traits=("frozen",)),
     S("ft-seq-gru-rmsprop-64", "finetune", "seq_majority_target", "embedding_gru", "sparse_categorical_crossentropy",
       "rmsprop", 64, 6, "tensorflow", clipnorm=1.0, traits=("frozen", "gradient clipping")),
+    # ---- FRESH2: declared in the next session, after FRESH had been scored and read, before anything was
+    # recorded on them (two new data sets and models among them): the report for a search chosen on the 30 above
+    S("friedman-residual-adamw-64", "regression", "friedman1", "residual_mlp", "mse", "adamw", 64, 15,
+      weight_decay=0.01, traits=("weight decay",)),
+    S("seq-sum-conv1d-huber-adam-32", "regression", "seq_sum", "conv1d_regressor", "huber", "adam", 32, 6, "torch"),
+    S("binary20-bn-momentum-1024", "tabular", "binary_20", "bn_tabular_binary", "binary_crossentropy", "momentum",
+      1024, 40, "tensorflow", traits=("batchnorm",)),
+    S("moons-dropout-adam-8", "tabular", "moons", "dropout_binary", "binary_crossentropy", "adam", 8, 15,
+      traits=("dropout", "tiny")),
+    S("seq-max-bigru-nadam-64", "sequence", "seq_max", "bigru_classifier", "sparse_categorical_crossentropy",
+      "nadam", 64, 6),
+    S("seq-count-transformer-rmsprop-64", "sequence", "seq_count_compare", "transformer_encoder",
+      "binary_crossentropy", "rmsprop", 64, 4, "tensorflow", traits=("layernorm", "dropout")),
+    S("digits8-dropout-adamw-32", "image", "digits", "digits_cnn_dropout", "sparse_categorical_crossentropy",
+      "adamw", 32, 6, "torch", weight_decay=0.01, traits=("dropout", "weight decay")),
+    S("stripes32-sepconv-momentum-128", "image", "stripes32", "separable_cnn", "sparse_categorical_crossentropy",
+      "momentum", 128, 8),
+    S("ft-tabular-adam-32", "finetune", "teacher_finetune", "tabular_mlp2x64", "sparse_categorical_crossentropy",
+      "adam", 32, 12, "torch", traits=("frozen", "tiny")),
+    S("ft-digits-mlp-momentum-16", "finetune", "digits_high", "digits_mlp", "sparse_categorical_crossentropy",
+      "momentum", 16, 8, "tensorflow", traits=("frozen",)),
 ]
 BY_NAME = {s.name: s for s in SETUPS}
 CHOOSE = [s.name for s in SETUPS[:10]]
 HELD_OUT = [s.name for s in SETUPS[10:20]]
-FRESH = [s.name for s in SETUPS[20:]]
+FRESH = [s.name for s in SETUPS[20:30]]
+FRESH2 = [s.name for s in SETUPS[30:]]
 SEEDS = (0, 1, 2)  # each seed draws the initial weights, the data order and the dropout masks
 
 
