@@ -227,3 +227,38 @@ def test_search_choice_reads_a_rate_between_grid_rates_linearly_in_log_rate():
     assert interpolated(grid, 1e-4) == 90.0  # below the grid: its lowest rate's score
     assert interpolated(grid, 10 ** -1.6) == 96.0  # next to a diverged rate: the nearer finite one
     assert interpolated(grid, 10 ** -1.2) == float("-inf")
+
+
+def _replayable_records():
+    """The records with a probe table whose library run is reproducible: not PyTorch, where an unseeded
+    Dropout draws its masks from torch's global generator, whose state differs from process to process."""
+    records = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))] if RESULTS.exists() else []
+    records = [r for r in records if "probe_table" in r and r["backend"] != "torch"]
+    if not records:
+        pytest.skip("no probe table recorded yet")
+    return records
+
+
+def test_the_probe_tables_hold_the_probes_the_library_ran():
+    """`probe_table.record` mirrors `finder._probe` (it reads each probe at six lengths): the losses it
+    recorded at the library's probe length are the ones the library's own run saw (to float32's last
+    digits: one record's held-out loss was summed over chunks in another order)."""
+    for r in _replayable_records():
+        lib, table = r["library"], r["probe_table"]
+        at = table["steps"].index(lib["probe_steps"])
+        for key, loss in lib["probes"].items():
+            assert table["losses"][key][at] == pytest.approx(loss, rel=1e-6), (r["setup"], key)
+
+
+def test_the_replay_suggests_what_the_library_suggested():
+    """`probe_table.Replay` runs `validation.validated` on the recorded probes: the same rate as the
+    library's run, and on a flat curve the 100-step probes whatever the options say."""
+    from benchmarks.lr_tasks.probe_table import Replay
+    from mnistlab.lr_range.validation import FAST, FLAT_PROBE_STEPS
+
+    for r in _replayable_records():
+        rate, steps = Replay.of(r).run()
+        assert rate == pytest.approx(r["library"]["suggestion"], rel=1e-9), r["setup"]
+        assert len(steps) == len(r["library"]["probes"]), r["setup"]
+        fast_rate, fast_steps = Replay.of(r).run(**FAST)
+        assert set(fast_steps) <= {FAST["steps"], FLAT_PROBE_STEPS}, r["setup"]

@@ -56,8 +56,8 @@ def validated(r: dict, **options):
     it) on the recorded probes: `record` trained probes at every quarter-decade rate from the
     curve's blow-up down 3.5 decades, on the same held-out slice the library uses, and read
     them after `PROBE_STEPS` steps (`short-probes` after `SHORT_PROBE_STEPS`). A rate the search
-    wants that was not recorded counts as a probe that blew up (and is listed). `options`
-    override the search's settings (`steps` is `PROBE_STEPS`, the others by their name)."""
+    wants that was not recorded counts as a probe that blew up (and is listed). `options` go to
+    the search as `lr_range_test` passes them (`mnistlab.lr_range.validation.FAST`, for example)."""
     from mnistlab.lr_range import rules as lr_rules
     lrs, losses, stopped = library_view(r)
     suggestions, reasons, info = lr_rules.read_curve(lrs, losses, stopped_early=stopped)
@@ -77,16 +77,8 @@ def validated(r: dict, **options):
     # `record` did not store the untrained model's held-out loss, which the library's check "did
     # the best probe learn at all?" on a flat curve compares with; every recorded setup learns at
     # some rate, so the check is taken as passed here.
-    names = {k: "PROBE_STEPS" if k == "steps" else k.upper() for k in options}
-    saved = {name: getattr(lr_validation, name) for name in names.values()}
-    for k, v in options.items():
-        setattr(lr_validation, names[k], v)
-    try:
-        return lr_validation.validated(lrs, suggestions["min"], info, stopped, loss_at, lambda: math.inf,
-                                       reasons.get("min", ""))[0]
-    finally:
-        for name, v in saved.items():
-            setattr(lr_validation, name, v)
+    return lr_validation.validated(lrs, suggestions["min"], info, stopped, loss_at, lambda: math.inf,
+                                   reasons.get("min", ""), **options)[0]
 
 
 def library_suggestions(r: dict) -> dict:

@@ -15,6 +15,10 @@ read after each of `STEPS` steps (a probe of 25 steps is the first 25 steps
 of the probe of 100). Also the untrained model's held-out loss and the warm
 time of a step and of an evaluation, from which the cost of any search is
 estimated (`benchmarks/lr_tasks/search_choice.py`).
+
+`Replay` runs the library's own search (`mnistlab.lr_range.validation.validated`)
+on such a table, with any of its settings: the rate `lr_range_test` would
+suggest, without running it.
 """
 
 from __future__ import annotations
@@ -84,3 +88,49 @@ def record(trainer, curve: dict) -> dict:
 def _finite(v):
     v = float(v)
     return v if math.isfinite(v) else None
+
+
+class Replay:
+    """The library's validated search on recorded probes, as `lr_range_test` runs it on the same curve.
+
+    Args:
+        lrs, losses, stopped: the curve as the library recorded it (up to its own stop) and whether
+            it stopped on divergence (`benchmarks.lr_quality.scoring.library_view`).
+        tables: {probe steps: {lattice index k: held-out loss, or None where the probe blew up}}.
+        start_loss: the untrained model's held-out loss (math.inf when not recorded: the flat-curve
+            check "did the best probe learn at all?" then passes).
+    """
+
+    def __init__(self, lrs, losses, stopped: bool, tables: dict, start_loss: float = math.inf):
+        from mnistlab.lr_range import rules as lr_rules
+
+        self.lrs, self.stopped, self.tables, self.start_loss = lrs, stopped, tables, start_loss
+        self.found, self.reasons, self.info = lr_rules.read_curve(lrs, losses, stopped_early=stopped)
+
+    @classmethod
+    def of(cls, r: dict):
+        """The replay of an lr_tasks record `r` (None without a probe table)."""
+        from benchmarks.lr_quality.scoring import library_view
+
+        table = r.get("probe_table")
+        if table is None:
+            return None
+        tables = {n: {round(4 * math.log10(float(k))): v[i] for k, v in table["losses"].items()}
+                  for i, n in enumerate(table["steps"])}
+        start = table["start_loss"] if table["start_loss"] is not None else math.inf
+        return cls(*library_view(r), tables, start)
+
+    def run(self, **options):
+        """`(rate, steps)`: the suggestion with the search's `options` (`validation.FAST`, for example;
+        none: the default) and the steps of every probe it ran, in order."""
+        from mnistlab.lr_range import validation as lr_validation
+
+        steps_run = []
+
+        def loss_at(lr, steps):
+            steps_run.append(steps)
+            return self.tables[steps].get(round(4 * math.log10(lr)))
+
+        rate = lr_validation.validated(self.lrs, self.found["min"], self.info, self.stopped, loss_at,
+                                       lambda: self.start_loss, self.reasons.get("min", ""), **options)[0]
+        return rate, steps_run

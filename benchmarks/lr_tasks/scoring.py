@@ -70,22 +70,10 @@ def replayed(r: dict, **options):
     """The library's validated search with `options` (`mnistlab.lr_range.validation.validated`), replayed on
     the setup's probe table (`benchmarks/lr_tasks/probe_table.py`): the rate `lr_range_test` would suggest
     with those settings, without running it. None without a probe table."""
-    from mnistlab.lr_range import rules as lr_rules
-    from mnistlab.lr_range import validation as lr_validation
+    from benchmarks.lr_tasks.probe_table import Replay
 
-    from benchmarks.lr_quality.scoring import library_view
-
-    table = r.get("probe_table")
-    if table is None:
-        return None
-    lrs, losses, stopped = library_view(r)
-    found, reasons, info = lr_rules.read_curve(lrs, losses, stopped_early=stopped)
-    by_steps = {n: {round(4 * math.log10(float(k))): v[i] for k, v in table["losses"].items()}
-                for i, n in enumerate(table["steps"])}
-    start = table["start_loss"] if table["start_loss"] is not None else math.inf
-    return lr_validation.validated(lrs, found["min"], info, stopped,
-                                   lambda lr, steps: by_steps[steps].get(round(4 * math.log10(lr))),
-                                   lambda: start, reasons.get("min", ""), **options)[0]
+    replay = Replay.of(r)
+    return None if replay is None else replay.run(**options)[0]
 
 
 def suggestions(r: dict) -> dict:

@@ -44,11 +44,11 @@ import sys
 
 import numpy as np
 
-from benchmarks.lr_quality import setups as quality_setups
 from benchmarks.lr_quality.records import best_rate_key
 from benchmarks.lr_quality.records import load_results as load_quality
 from benchmarks.lr_quality.scoring import library_view, probe_losses
 from benchmarks.lr_tasks import setups
+from benchmarks.lr_tasks.probe_table import Replay as ProbeReplay
 from benchmarks.lr_tasks.scoring import best, tolerance
 from benchmarks.lr_tasks.store import load_results
 from benchmarks.lr_tasks.trainer import mean_score
@@ -77,51 +77,26 @@ def interpolated(points: dict, lr: float) -> float:
 
 
 class Replay:
-    """One recorded setup: its curve as the library read it, its probes, its grid, its tolerance."""
+    """One recorded setup: the library's search on its probes (`probe_table.Replay`), its grid, its tolerance."""
 
     def __init__(self, r: dict, tasks: bool):
-        from mnistlab.lr_range import rules as lr_rules
-
-        self.lrs, losses, self.stopped = library_view(r)
-        self.curve = lr_rules.read_curve(self.lrs, losses, stopped_early=self.stopped)
         if tasks:
+            self.search = ProbeReplay.of(r)
             regression = r["spec"]["regression"]
-            pt = r["probe_table"]
-            self.tables = {n: {round(4 * math.log10(float(k))): v[i] for k, v in pt["losses"].items()}
-                           for i, n in enumerate(pt["steps"])}
-            self.start_loss = pt["start_loss"] if pt["start_loss"] is not None else math.inf
             _, self.best, sd = best(r)
             self.tol = tolerance(regression, self.best, sd)
             self.sign = 1 if regression else -1  # the gap is sign * (value - best)
             self.grid = {float(k): mean_score(r["trained"][k], regression) for k in r["grid"]}
         else:
-            self.tables = {n: probe_losses(r, n) for n in (10, 16, 25, 33, 50, 100)}
-            self.start_loss = math.inf  # not recorded; every recorded setup learns at some rate
+            tables = {n: probe_losses(r, n) for n in (10, 16, 25, 33, 50, 100)}
+            self.search = ProbeReplay(*library_view(r), tables)  # start loss not recorded: every setup learns
             self.best, self.tol, self.sign = 100 * r["trained"][best_rate_key(r)]["val_accuracy"], 0.3, -1
             self.grid = {float(k): 100 * r["trained"][k]["val_accuracy"] for k in r["grid"]}
 
     def run(self, options: dict):
         """`(gap in tolerances, estimated cost)` of the validated search with `options`."""
-        from mnistlab.lr_range import validation as lr_validation
-
-        suggestions, reasons, info = self.curve
-        names = {k: "PROBE_STEPS" if k == "steps" else k.upper() for k in options}
-        saved = {n: getattr(lr_validation, n) for n in names.values()}
-        steps_run = []
-
-        def loss_at(lr, steps):
-            steps_run.append(steps)
-            return self.tables[steps].get(round(4 * math.log10(lr)))
-
-        for k, v in options.items():
-            setattr(lr_validation, names[k], v)
-        try:
-            rate = lr_validation.validated(self.lrs, suggestions["min"], info, self.stopped, loss_at,
-                                           lambda: self.start_loss, "")[0]
-        finally:
-            for n, v in saved.items():
-                setattr(lr_validation, n, v)
-        cost = 1 + PROBE_STEP_SHARE * sum(steps_run) / len(self.lrs)
+        rate, steps_run = self.search.run(**options)
+        cost = 1 + PROBE_STEP_SHARE * sum(steps_run) / len(self.search.lrs)
         if rate is None:
             return math.inf, cost
         value = interpolated(self.grid, rate)
