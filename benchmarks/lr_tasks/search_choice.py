@@ -49,7 +49,8 @@ from benchmarks.lr_quality.records import load_results as load_quality
 from benchmarks.lr_quality.scoring import library_view, probe_losses
 from benchmarks.lr_tasks import setups
 from benchmarks.lr_tasks.probe_table import Replay as ProbeReplay
-from benchmarks.lr_tasks.scoring import best, tolerance
+from benchmarks.lr_quality.records import rate_key
+from benchmarks.lr_tasks.scoring import best, gap, is_hit, tolerance, value_at
 from benchmarks.lr_tasks.store import load_results
 from benchmarks.lr_tasks.trainer import mean_score
 
@@ -58,6 +59,9 @@ PROBE_STEP_SHARE = 0.75  # a probe's step over a curve's step, at most (see the 
 DEFAULT = dict(steps=100, candidates=3, spacing=1, offset=0, extend=2, shrink=1.5)  # the default search's settings
 GRID = dict(steps=(10, 16, 25, 33, 50), candidates=(2, 3, 4), spacing=(1, 2), offset=(0, 1, 2), extend=(0, 1, 2),
             shrink=(1.5, 2, 3, 4))
+# `--trained`: fewer settings, since every rate one of them suggests is trained with 3 seeds
+TRAINED_GRID = dict(steps=(16, 25, 33, 50), candidates=(2, 3, 4), spacing=(1, 2), offset=(0, 1), extend=(0, 1, 2),
+                    shrink=(1.5, 2))
 
 
 def interpolated(points: dict, lr: float) -> float:
@@ -111,11 +115,67 @@ def evaluate(replays: list, options: dict) -> tuple:
             float(np.median(costs)))
 
 
+def trained(results: dict, options: dict) -> dict:
+    """The validated search with `options`, scored by training (not interpolation) on lr_tasks records
+    `results`: {setup: (rate, gap in tolerances or None when the rate was not trained with every seed,
+    hit, estimated cost)}. `train_suggestions` trains the missing rates."""
+    out = {}
+    for n, r in results.items():
+        replay = ProbeReplay.of(r)
+        rate, steps_run = replay.run(**options)
+        cost = 1 + PROBE_STEP_SHARE * sum(steps_run) / len(replay.lrs)
+        value = None if rate is None else value_at(r, r["trained"].get(rate_key(rate)))
+        if rate is not None and value is None:
+            out[n] = (rate, None, False, cost)
+            continue
+        regression = r["spec"]["regression"]
+        _, best_mean, best_sd = best(r)
+        g = gap(regression, best_mean, value) / tolerance(regression, best_mean, best_sd)
+        out[n] = (rate, g, is_hit(regression, best_mean, best_sd, value), cost)
+    return out
+
+
+def train_suggestions(results: dict, settings: list) -> None:
+    """Train, with every seed, each rate that one of `settings` suggests on `results` and that is not trained."""
+    from benchmarks.lr_tasks.benchmark import train_missing
+
+    for n, r in results.items():
+        rates = {rate_key(rate) for o in settings for rate in [ProbeReplay.of(r).run(**o)[0]] if rate is not None}
+        train_missing(r, {f"rate {i}": float(k) for i, k in enumerate(sorted(rates, key=float))}, False)
+
+
+def trained_table(results: dict, settings: list, top: int) -> str:
+    """Markdown: `settings` ranked by trained hits on `results` (then mean capped gap), per set too."""
+    sets = [(name, [n for n in names if n in results]) for name, names in
+            (("CHOOSE", setups.CHOOSE), ("HELD_OUT", setups.HELD_OUT), ("FRESH", setups.FRESH))]
+    rows = []
+    for options in settings:
+        out = trained(results, options)
+        untrained = sum(g is None for _, g, _, _ in out.values())
+        hits = sum(h for _, _, h, _ in out.values())
+        gaps = [min(g, CAP) for _, g, _, _ in out.values() if g is not None]
+        per_set = [f"{sum(out[n][2] for n in names)}/{len(names)}" for _, names in sets]
+        cost = float(np.median([c for *_, c in out.values()]))
+        rows.append((-hits, float(np.mean(gaps)), cost, per_set, untrained, options))
+    rows.sort(key=lambda row: row[:3])
+    lines = [f"| hits ({len(results)}) | mean capped gap | cost (est.) | " + " | ".join(n for n, _ in sets)
+             + " | not trained | settings |", "|---:|---:|---:|" + "---:|" * len(sets) + "---:|---|"]
+    for neg, g, c, per_set, untrained, options in rows[:top]:
+        lines.append(f"| {-neg} | {g:.3f} | {c:.2f}x | " + " | ".join(per_set) + f" | {untrained} | {options} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--top", type=int, default=15, help="settings to list (default 15)")
     p.add_argument("--max-cost", type=float, default=2.0, help="list only settings estimated under this cost")
+    p.add_argument("--trained", action="store_true",
+                   help="score by training instead: the settings of TRAINED_GRID estimated under --max-cost, "
+                        "on the 30 lr_tasks CHOOSE, HELD_OUT and FRESH setups (FRESH2 never read)")
+    p.add_argument("--no-train", action="store_true", help="with --trained: score only what is trained")
     args = p.parse_args(argv)
+    if args.trained:
+        return main_trained(args)
     tasks = load_results(setups.CHOOSE + setups.HELD_OUT)
     quality = load_quality()
     missing = [n for n, r in tasks.items() if "probe_table" not in r] + \
@@ -126,16 +186,36 @@ def main(argv=None) -> int:
     replays = [Replay(r, True) for r in tasks.values()] + [Replay(r, False) for r in quality.values()]
     n = len(replays)
     print(f"{n} setups ({len(tasks)} lr_tasks CHOOSE + HELD_OUT, {len(quality)} lr_quality); FRESH not read\n")
-    gap, hits, cost = evaluate(replays, DEFAULT)
-    print(f"the default search {DEFAULT}: mean capped gap {gap:.3f}, hits {hits}/{n}, cost ~{cost:.2f}x\n")
+    mean_gap, hits, cost = evaluate(replays, DEFAULT)
+    print(f"the default search {DEFAULT}: mean capped gap {mean_gap:.3f}, hits {hits}/{n}, cost ~{cost:.2f}x\n")
     rows = []
     for values in itertools.product(*GRID.values()):
         options = dict(zip(GRID, values))
         rows.append((*evaluate(replays, options), options))
     rows = sorted((r for r in rows if r[2] <= args.max_cost), key=lambda r: (r[0], -r[1]))
     print(f"| mean capped gap | hits ({n}) | cost (est.) | settings |\n|---:|---:|---:|---|")
-    for gap, hits, cost, options in rows[:args.top]:
-        print(f"| {gap:.3f} | {hits} | {cost:.2f}x | {options} |")
+    for mean_gap, hits, cost, options in rows[:args.top]:
+        print(f"| {mean_gap:.3f} | {hits} | {cost:.2f}x | {options} |")
+    return 0
+
+
+def main_trained(args) -> int:
+    """`--trained`: every setting of `TRAINED_GRID` under the cost cap, scored by training its rates."""
+    results = load_results(setups.CHOOSE + setups.HELD_OUT + setups.FRESH)
+    if len(results) < 30 or any("probe_table" not in r for r in results.values()):
+        raise SystemExit("run `benchmark record` and `benchmark probes` first")
+    settings = []
+    for values in itertools.product(*TRAINED_GRID.values()):
+        options = dict(zip(TRAINED_GRID, values))
+        costs = [c for *_, c in trained(results, options).values()]
+        if np.median(costs) <= args.max_cost:
+            settings.append(options)
+    if not args.no_train:
+        train_suggestions(results, settings + [DEFAULT])
+    print(f"{len(settings)} settings estimated under {args.max_cost}x, scored by training on {len(results)} "
+          "lr_tasks setups (3-seed means; FRESH2 not read)\n")
+    print(trained_table(results, [DEFAULT], 1) + "\n")
+    print(trained_table(results, settings, args.top))
     return 0
 
 

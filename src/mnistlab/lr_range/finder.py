@@ -193,10 +193,11 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
     curve_seconds = time.perf_counter() - started
     default_rule, probes, held = DEFAULT_RULE, {}, None
     suggestions = {"validated": None, **suggestions}
+    # None: a flat curve (searched below its bound) or one too short to read (no search)
+    start = lr_validation.starting_point(lrs, suggestions["min"], info, stopped_early)
     if not validate:
         default_rule, reasons["validated"] = CURVE_RULE, "not run (validate=False)"
-    elif (lr_validation.starting_point(lrs, suggestions["min"], info, stopped_early) is None
-          and not info.get("flat")):
+    elif start is None and not info.get("flat"):
         reasons["validated"] = reasons.get("min", "the curve shows no lowest point")
     else:
         x_fit, y_fit, x_val, y_val, why = lr_validation.held_out(x, y, validation_data)
@@ -217,8 +218,7 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
                 reasons.pop("validated", None)
             else:
                 reasons["validated"] = why
-    flat = lr_validation.starting_point(lrs, suggestions["min"], info, stopped_early) is None
-    probe_steps = (lr_validation.FLAT_PROBE_STEPS if flat
+    probe_steps = (lr_validation.FLAT_PROBE_STEPS if start is None
                    else search_options.get("steps", lr_validation.PROBE_STEPS))
     lr_range = None
     if suggestions[default_rule] is not None:
