@@ -262,3 +262,21 @@ def test_the_replay_suggests_what_the_library_suggested():
         assert len(steps) == len(r["library"]["probes"]), r["setup"]
         fast_rate, fast_steps = Replay.of(r).run(**FAST)
         assert set(fast_steps) <= {FAST["steps"], FLAT_PROBE_STEPS}, r["setup"]
+
+
+def test_a_setting_scored_by_training_agrees_with_the_report_and_waits_for_untrained_rates():
+    """`search_choice --trained` scores a setting at the rate the library's search suggests, the way the
+    report scores the library's own run; a rate not trained with every seed is no score yet, not a miss."""
+    from benchmarks.lr_quality.records import rate_key
+    from benchmarks.lr_tasks.search_choice import DEFAULT, Trained
+
+    for r in _replayable_records():
+        rate, g, hit, cost = Trained(r, True).run(DEFAULT)
+        lr, value, gap, reported_hit = scoring.outcomes(r, {"lib": r["library"]["suggestion"]})["lib"]
+        assert rate == pytest.approx(lr, rel=1e-9) and hit == reported_hit, r["setup"]
+        assert g * scoring.tolerance(r["spec"]["regression"], *scoring.best(r)[1:]) == pytest.approx(gap), r["setup"]
+        assert cost > 1
+    r = json.loads(json.dumps(_replayable_records()[0]))  # a copy
+    rate = Trained(r, True).run(DEFAULT)[0]
+    del r["trained"][rate_key(rate)][str(r["seeds"][-1])]
+    assert Trained(r, True).run(DEFAULT)[1:3] == (None, False)

@@ -46,9 +46,11 @@ import numpy as np
 
 from benchmarks.lr_quality.records import best_rate_key
 from benchmarks.lr_quality.records import load_results as load_quality
-from benchmarks.lr_quality.scoring import library_view, probe_losses
+from benchmarks.lr_quality import setups as quality_setups
+from benchmarks.lr_quality.scoring import best_grid, library_view, probe_losses
 from benchmarks.lr_tasks import setups
 from benchmarks.lr_tasks.probe_table import Replay as ProbeReplay
+from benchmarks.lr_quality.records import HIT as QUALITY_HIT  # points, on the MNIST family
 from benchmarks.lr_quality.records import rate_key
 from benchmarks.lr_tasks.scoring import best, gap, is_hit, tolerance, value_at
 from benchmarks.lr_tasks.store import load_results
@@ -115,42 +117,58 @@ def evaluate(replays: list, options: dict) -> tuple:
             float(np.median(costs)))
 
 
-def trained(results: dict, options: dict) -> dict:
-    """The validated search with `options`, scored by training (not interpolation) on lr_tasks records
-    `results`: {setup: (rate, gap in tolerances or None when the rate was not trained with every seed,
-    hit, estimated cost)}. `train_suggestions` trains the missing rates."""
-    out = {}
-    for n, r in results.items():
-        replay = ProbeReplay.of(r)
-        rate, steps_run = replay.run(**options)
-        cost = 1 + PROBE_STEP_SHARE * sum(steps_run) / len(replay.lrs)
-        value = None if rate is None else value_at(r, r["trained"].get(rate_key(rate)))
-        if rate is not None and value is None:
-            out[n] = (rate, None, False, cost)
-            continue
-        regression = r["spec"]["regression"]
-        _, best_mean, best_sd = best(r)
-        g = gap(regression, best_mean, value) / tolerance(regression, best_mean, best_sd)
-        out[n] = (rate, g, is_hit(regression, best_mean, best_sd, value), cost)
-    return out
+class Trained:
+    """One recorded setup scored by training: the library's search on its probes, the rate it suggests
+    looked up among the rates trained for the setup (3 seeds on lr_tasks, one on the MNIST family)."""
+
+    def __init__(self, r: dict, tasks: bool):
+        self.r, self.tasks = r, tasks
+        if tasks:
+            self.search = ProbeReplay.of(r)
+        else:
+            tables = {n: probe_losses(r, n) for n in (10, 16, 25, 33, 50, 100)}
+            self.search = ProbeReplay(*library_view(r), tables)
+
+    def run(self, options: dict):
+        """`(rate, gap in tolerances or None where the rate is not trained yet, hit, estimated cost)`."""
+        rate, steps_run = self.search.run(**options)
+        cost = 1 + PROBE_STEP_SHARE * sum(steps_run) / len(self.search.lrs)
+        r = self.r
+        if self.tasks:
+            value = None if rate is None else value_at(r, r["trained"].get(rate_key(rate)))
+            regression = r["spec"]["regression"]
+            _, best_mean, best_sd = best(r)
+            tol = tolerance(regression, best_mean, best_sd)
+            hit = is_hit(regression, best_mean, best_sd, value)
+            g = None if rate is not None and value is None else gap(regression, best_mean, value) / tol
+        else:
+            run = None if rate is None else r["trained"].get(rate_key(rate))
+            g = None if rate is not None and run is None else (
+                math.inf if rate is None else 100 * (best_grid(r)[1] - run["val_accuracy"]) / QUALITY_HIT)
+            hit = g is not None and g <= 1 + 1e-9
+        return rate, g, hit, cost
 
 
-def train_suggestions(results: dict, settings: list) -> None:
-    """Train, with every seed, each rate that one of `settings` suggests on `results` and that is not trained."""
+def train_suggestions(trained: dict, settings: list, data_dir=None) -> None:
+    """Train, with every seed, each rate that one of `settings` suggests and that is not trained."""
+    from benchmarks.lr_quality.records import train_missing as train_quality
     from benchmarks.lr_tasks.benchmark import train_missing
 
-    for n, r in results.items():
-        rates = {rate_key(rate) for o in settings for rate in [ProbeReplay.of(r).run(**o)[0]] if rate is not None}
-        train_missing(r, {f"rate {i}": float(k) for i, k in enumerate(sorted(rates, key=float))}, False)
+    for n, t in trained.items():
+        rates = sorted({rate_key(rate) for o in settings for rate in [t.search.run(**o)[0]] if rate is not None},
+                       key=float)
+        if t.tasks:
+            train_missing(t.r, {f"rate {i}": float(k) for i, k in enumerate(rates)}, False)
+        elif data_dir is not None:
+            train_quality({n: t.r}, {n: [float(k) for k in rates]}, data_dir)
 
 
-def trained_table(results: dict, settings: list, top: int) -> str:
-    """Markdown: `settings` ranked by trained hits on `results` (then mean capped gap), per set too."""
-    sets = [(name, [n for n in names if n in results]) for name, names in
-            (("CHOOSE", setups.CHOOSE), ("HELD_OUT", setups.HELD_OUT), ("FRESH", setups.FRESH))]
+def trained_table(trained: dict, settings: list, top: int, sets: list) -> str:
+    """Markdown: `settings` ranked by hits on `trained` (then mean capped gap), with each of `sets`
+    ((title, names)) on its own."""
     rows = []
     for options in settings:
-        out = trained(results, options)
+        out = {n: t.run(options) for n, t in trained.items()}
         untrained = sum(g is None for _, g, _, _ in out.values())
         hits = sum(h for _, _, h, _ in out.values())
         gaps = [min(g, CAP) for _, g, _, _ in out.values() if g is not None]
@@ -158,7 +176,7 @@ def trained_table(results: dict, settings: list, top: int) -> str:
         cost = float(np.median([c for *_, c in out.values()]))
         rows.append((-hits, float(np.mean(gaps)), cost, per_set, untrained, options))
     rows.sort(key=lambda row: row[:3])
-    lines = [f"| hits ({len(results)}) | mean capped gap | cost (est.) | " + " | ".join(n for n, _ in sets)
+    lines = [f"| hits ({len(trained)}) | mean capped gap | cost (est.) | " + " | ".join(n for n, _ in sets)
              + " | not trained | settings |", "|---:|---:|---:|" + "---:|" * len(sets) + "---:|---|"]
     for neg, g, c, per_set, untrained, options in rows[:top]:
         lines.append(f"| {-neg} | {g:.3f} | {c:.2f}x | " + " | ".join(per_set) + f" | {untrained} | {options} |")
@@ -173,6 +191,7 @@ def main(argv=None) -> int:
                    help="score by training instead: the settings of TRAINED_GRID estimated under --max-cost, "
                         "on the 30 lr_tasks CHOOSE, HELD_OUT and FRESH setups (FRESH2 never read)")
     p.add_argument("--no-train", action="store_true", help="with --trained: score only what is trained")
+    p.add_argument("--data-dir", help="with --trained: MNIST's files, to score the MNIST family too")
     args = p.parse_args(argv)
     if args.trained:
         return main_trained(args)
@@ -201,21 +220,34 @@ def main(argv=None) -> int:
 
 def main_trained(args) -> int:
     """`--trained`: every setting of `TRAINED_GRID` under the cost cap, scored by training its rates."""
-    results = load_results(setups.CHOOSE + setups.HELD_OUT + setups.FRESH)
-    if len(results) < 30 or any("probe_table" not in r for r in results.values()):
+    tasks = load_results(setups.CHOOSE + setups.HELD_OUT + setups.FRESH)
+    if len(tasks) < 30 or any("probe_table" not in r for r in tasks.values()):
         raise SystemExit("run `benchmark record` and `benchmark probes` first")
+    trained = {n: Trained(r, True) for n, r in tasks.items()}
+    quality = {n: Trained(r, False) for n, r in load_quality().items()} if args.data_dir else {}
     settings = []
     for values in itertools.product(*TRAINED_GRID.values()):
         options = dict(zip(TRAINED_GRID, values))
-        costs = [c for *_, c in trained(results, options).values()]
-        if np.median(costs) <= args.max_cost:
+        if np.median([t.run(options)[3] for t in trained.values()]) <= args.max_cost:
             settings.append(options)
     if not args.no_train:
-        train_suggestions(results, settings + [DEFAULT])
-    print(f"{len(settings)} settings estimated under {args.max_cost}x, scored by training on {len(results)} "
-          "lr_tasks setups (3-seed means; FRESH2 not read)\n")
-    print(trained_table(results, [DEFAULT], 1) + "\n")
-    print(trained_table(results, settings, args.top))
+        train_suggestions({**trained, **quality}, settings + [DEFAULT], args.data_dir)
+    print(f"{len(settings)} settings estimated under {args.max_cost}x, scored by training (lr_tasks: 3-seed means; "
+          "FRESH2 not read)\n")
+    task_sets = [(name, [n for n in names if n in tasks]) for name, names in
+                 (("CHOOSE", setups.CHOOSE), ("HELD_OUT", setups.HELD_OUT), ("FRESH", setups.FRESH))]
+    for title, group, sets in (("lr_tasks", trained, task_sets),
+                               ("MNIST family (one seed)", quality, [("set 1", quality_setups.CHOOSE),
+                                                                     ("set 2", quality_setups.REPORT),
+                                                                     ("held out (3, 4)", quality_setups.HELD_OUT)])):
+        if group:
+            print(f"### {title}\n\n" + trained_table(group, [DEFAULT], 1, sets) + "\n")
+            print(trained_table(group, settings, args.top, sets) + "\n")
+    if quality:
+        sets = [("lr_tasks", list(trained)), ("MNIST family", list(quality)),
+                ("MNIST held out", quality_setups.HELD_OUT)]
+        print("### Both benchmarks\n\n" + trained_table({**trained, **quality}, [DEFAULT], 1, sets) + "\n")
+        print(trained_table({**trained, **quality}, settings, args.top, sets) + "\n")
     return 0
 
 
