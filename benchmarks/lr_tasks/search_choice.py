@@ -1,6 +1,7 @@
 """How `validate="fast"`'s settings were chosen: every setting, replayed on recorded probes (issue 29).
 
     python -m benchmarks.lr_tasks.search_choice [--top 15]
+    python -m benchmarks.lr_tasks.search_choice --trained [--max-cost 3.0] [--data-dir DIR] [--no-train]
 
 The validated suggestion (`mnistlab.lr_range.validation`) trains a few short
 probes and keeps the best by held-out loss. Its settings (probe length, how
@@ -33,6 +34,14 @@ a hit is a gap of at most 1. The cost is estimated as 1 + 0.75 x (probe steps
 / curve steps): a probe's step, which reads no loss, took 0.46-0.73 of a
 curve's step in the measurements of docs/lr-range-test.md ("Cost"), and the
 held-out loss is a few milliseconds. The measured cost is in BENCHMARKS.md.
+
+`--trained` scores by training instead: every setting of `TRAINED_GRID`
+estimated under `--max-cost`, replayed on the 30 read lr_tasks setups (CHOOSE,
+HELD_OUT, FRESH; FRESH2 is the report and never read) and, with `--data-dir`,
+the 40 MNIST-family setups. Every rate a setting suggests is trained there
+(3 seeds; one on the MNIST family) and stored beside the grid, and each
+setting is scored by the report's own hit rule. No setting under 3x matched
+the default (benchmarks/results/lr_search_trained.md).
 """
 
 from __future__ import annotations
