@@ -230,6 +230,7 @@ def test_below_a_flat_curve_no_rate_is_suggested_when_no_probe_learns():
     rate, tried, why = search_below(lrs, len(lrs), lambda lr, steps: 1.0, start_loss=1.0, why_flat="flat before")
     assert rate is None and tried and why.startswith("flat before")
     assert "did not lower the held-out loss" in why and "standardise" in why
+    assert "plateau" in why and "steps=400" in why  # a model that starts late: a longer test
 
 
 def test_an_ill_conditioned_model_gets_no_rate_and_the_real_cause():
