@@ -1,4 +1,4 @@
-"""benchmarks/lr_tasks/lr_free.py: Prodigy, D-Adapt Adam and schedule-free AdamW on Keras 3.
+"""benchmarks/lr_tasks/lr_free/: Prodigy, D-Adapt Adam and schedule-free AdamW on Keras 3.
 
 The suite runs once per backend (KERAS_BACKEND); every test here runs on the
 current one. The NumPy references below are written from the PyTorch reference

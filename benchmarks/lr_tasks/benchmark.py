@@ -24,7 +24,7 @@ process, on its own backend), and stores in benchmarks/results/lr_tasks/SETUP.js
 `score` applies every rule to the stored records, trains each suggested rate
 with the same 3 seeds (once: stored beside the grid; `--no-train` only
 reports), runs the learning-rate-free optimizers of
-`benchmarks/lr_tasks/lr_free.py` at their defaults on the same budget, and
+`benchmarks/lr_tasks/lr_free/` at their defaults on the same budget, and
 writes per set (`FRESH2` is the report, `FRESH` was the report of the first
 choice of the search, `HELD_OUT` was held out from the first choice of rules,
 `CHOOSE` where rules may be tuned)
@@ -126,7 +126,7 @@ def cmd_score(args) -> int:
            f"at most {1 + scoring.HIT_RELATIVE:g} x the best grid rate's. No suggestion is a miss. Gaps are in "
            "tolerances (a hit is <= 1), averaged where the suggestion trained to a finite score; the family "
            "columns give hits and (mean gap). Cost: the library's default `lr_range_test` time over the curve "
-           "alone (1 for rules read off the curve). LR-free optimizers: `benchmarks/lr_tasks/lr_free.py` at "
+           "alone (1 for rules read off the curve). LR-free optimizers: `benchmarks/lr_tasks/lr_free/` at "
            "their defaults, the same budget and seeds.", ""]
     columns = [scoring.DEFAULT, scoring.FAST, "mnistlab middle", "fastai valley", "fastai minimum", "lightning",
                "torch-lr-finder", *(f"lr-free: {n}" for n in scoring.LR_FREE)]
