@@ -127,4 +127,4 @@ def test_a_flat_curve_that_diverged_names_a_narrower_range_not_a_wider_one():
     assert "flat before it blew up" in r["middle"] and "raise steps" in r["middle"]
     assert f"max_lr={LRS[59]:.2g}" in r["middle"] and "widen" not in r["middle"]
     s, r, _ = read_curve(LRS[:60], loss, stopped_early=False)
-    assert r["middle"].startswith("flat:") and "raise max_lr" in r["middle"]
+    assert r["middle"].startswith("flat:") and "raise max_lr" in r["middle"] and "raise steps" in r["middle"]

@@ -193,8 +193,9 @@ def read_curve(lrs, losses, *, stopped_early: bool = False, width: float = SMOOT
         else:
             give_up(RULES, f"flat: the loss never fell by more than {fall:.3g} from {peak:.4g} "
                            f"(noise {noise:.2g}) between lr {lr[0]:.2g} and {lr[-1]:.2g}, and never blew "
-                           "up: raise max_lr, or check that the model can learn (its loss, labels and "
-                           "inputs)")
+                           "up: raise max_lr, or raise steps (e.g. 400: a model that starts slowly learns "
+                           "nothing in the few steps each rate gets), or check that the model can learn "
+                           "(its loss, labels and inputs)")
         return suggestions, reasons, info
 
     # the main descent starts where the loss last stood within 10% (of its fall) of its peak
