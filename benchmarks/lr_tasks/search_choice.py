@@ -53,21 +53,23 @@ import sys
 
 import numpy as np
 
-from benchmarks.lr_quality.records import best_rate_key
-from benchmarks.lr_quality.records import load_results as load_quality
 from benchmarks.lr_quality import setups as quality_setups
+from benchmarks.lr_quality.records import HIT as QUALITY_HIT  # points, on the MNIST family
+from benchmarks.lr_quality.records import best_rate_key, rate_key
+from benchmarks.lr_quality.records import load_results as load_quality
 from benchmarks.lr_quality.scoring import best_grid, library_view, probe_losses
 from benchmarks.lr_tasks import setups
 from benchmarks.lr_tasks.probe_table import Replay as ProbeReplay
-from benchmarks.lr_quality.records import HIT as QUALITY_HIT  # points, on the MNIST family
-from benchmarks.lr_quality.records import rate_key
 from benchmarks.lr_tasks.scoring import best, gap, is_hit, tolerance, value_at
 from benchmarks.lr_tasks.store import load_results
 from benchmarks.lr_tasks.trainer import mean_score
+from mnistlab.lr_range import validation as lr_validation
 
 CAP = 3.0              # tolerances: a setup's gap counts at most this much
 PROBE_STEP_SHARE = 0.75  # a probe's step over a curve's step, at most (see the docstring)
-DEFAULT = dict(steps=100, candidates=3, spacing=1, offset=0, extend=2, shrink=1.5)  # the default search's settings
+DEFAULT = dict(steps=lr_validation.PROBE_STEPS, candidates=lr_validation.CANDIDATES,  # the default search's settings
+               spacing=lr_validation.SPACING, offset=lr_validation.OFFSET, extend=lr_validation.EXTEND,
+               shrink=lr_validation.SHRINK)
 GRID = dict(steps=(10, 16, 25, 33, 50), candidates=(2, 3, 4), spacing=(1, 2), offset=(0, 1, 2), extend=(0, 1, 2),
             shrink=(1.5, 2, 3, 4))
 # `--trained`: fewer settings, since every rate one of them suggests is trained with 3 seeds
@@ -91,27 +93,38 @@ def interpolated(points: dict, lr: float) -> float:
     return a + (b - a) * (x - logs[i - 1]) / (logs[i] - logs[i - 1])
 
 
+def probe_search(r: dict, tasks: bool) -> ProbeReplay:
+    """The library's search on the probes of record `r` (lr_tasks if `tasks`, else the MNIST family,
+    whose untrained held-out loss was not recorded: every one of those setups learns at some rate)."""
+    if tasks:
+        return ProbeReplay.of(r)
+    return ProbeReplay(*library_view(r), {n: probe_losses(r, n) for n in (10, 16, 25, 33, 50, 100)})
+
+
+def estimated_cost(search: ProbeReplay, steps_run: list) -> float:
+    """The search's cost over the curve alone, estimated from its probe steps (see the docstring)."""
+    return 1 + PROBE_STEP_SHARE * sum(steps_run) / len(search.lrs)
+
+
 class Replay:
     """One recorded setup: the library's search on its probes (`probe_table.Replay`), its grid, its tolerance."""
 
     def __init__(self, r: dict, tasks: bool):
+        self.search = probe_search(r, tasks)
         if tasks:
-            self.search = ProbeReplay.of(r)
             regression = r["spec"]["regression"]
             _, self.best, sd = best(r)
             self.tol = tolerance(regression, self.best, sd)
             self.sign = 1 if regression else -1  # the gap is sign * (value - best)
             self.grid = {float(k): mean_score(r["trained"][k], regression) for k in r["grid"]}
         else:
-            tables = {n: probe_losses(r, n) for n in (10, 16, 25, 33, 50, 100)}
-            self.search = ProbeReplay(*library_view(r), tables)  # start loss not recorded: every setup learns
             self.best, self.tol, self.sign = 100 * r["trained"][best_rate_key(r)]["val_accuracy"], 0.3, -1
             self.grid = {float(k): 100 * r["trained"][k]["val_accuracy"] for k in r["grid"]}
 
     def run(self, options: dict):
         """`(gap in tolerances, estimated cost)` of the validated search with `options`."""
         rate, steps_run = self.search.run(**options)
-        cost = 1 + PROBE_STEP_SHARE * sum(steps_run) / len(self.search.lrs)
+        cost = estimated_cost(self.search, steps_run)
         if rate is None:
             return math.inf, cost
         value = interpolated(self.grid, rate)
@@ -132,28 +145,27 @@ class Trained:
 
     def __init__(self, r: dict, tasks: bool):
         self.r, self.tasks = r, tasks
+        self.search = probe_search(r, tasks)
         if tasks:
-            self.search = ProbeReplay.of(r)
+            self.regression = r["spec"]["regression"]
+            _, self.best_mean, self.best_sd = best(r)
+            self.tol = tolerance(self.regression, self.best_mean, self.best_sd)
         else:
-            tables = {n: probe_losses(r, n) for n in (10, 16, 25, 33, 50, 100)}
-            self.search = ProbeReplay(*library_view(r), tables)
+            self.best_accuracy = best_grid(r)[1]
 
     def run(self, options: dict):
         """`(rate, gap in tolerances or None where the rate is not trained yet, hit, estimated cost)`."""
         rate, steps_run = self.search.run(**options)
-        cost = 1 + PROBE_STEP_SHARE * sum(steps_run) / len(self.search.lrs)
+        cost = estimated_cost(self.search, steps_run)
         r = self.r
         if self.tasks:
             value = None if rate is None else value_at(r, r["trained"].get(rate_key(rate)))
-            regression = r["spec"]["regression"]
-            _, best_mean, best_sd = best(r)
-            tol = tolerance(regression, best_mean, best_sd)
-            hit = is_hit(regression, best_mean, best_sd, value)
-            g = None if rate is not None and value is None else gap(regression, best_mean, value) / tol
+            hit = is_hit(self.regression, self.best_mean, self.best_sd, value)
+            g = None if rate is not None and value is None else gap(self.regression, self.best_mean, value) / self.tol
         else:
             run = None if rate is None else r["trained"].get(rate_key(rate))
             g = None if rate is not None and run is None else (
-                math.inf if rate is None else 100 * (best_grid(r)[1] - run["val_accuracy"]) / QUALITY_HIT)
+                math.inf if rate is None else 100 * (self.best_accuracy - run["val_accuracy"]) / QUALITY_HIT)
             hit = g is not None and g <= 1 + 1e-9
         return rate, g, hit, cost
 
