@@ -280,3 +280,45 @@ def test_a_setting_scored_by_training_agrees_with_the_report_and_waits_for_untra
     rate = Trained(r, True).run(DEFAULT)[0]
     del r["trained"][rate_key(rate)][str(r["seeds"][-1])]
     assert Trained(r, True).run(DEFAULT)[1:3] == (None, False)
+
+
+def test_a_race_continues_the_best_short_probes_and_keeps_the_best_of_them_longer():
+    """`search_choice.raced`: the library's search on short probes, then the `keep` best continued (each
+    step run once) and the best of those at the longer length divided by the shrink."""
+    from benchmarks.lr_tasks.probe_table import Replay
+    from benchmarks.lr_tasks.search_choice import raced
+
+    lrs = list(10 ** np.linspace(-6, 1, 100))[:80]
+    x = np.log10(lrs)
+    losses = list(1.0 - 0.5 / (1 + np.exp(-(x + 3) * 3)) + np.where(x > -1.5, (x + 1.5) ** 2 * 3, 0))
+    # the curve's lowest point is at 0.015: probes at lattice rates k = -8, -9, -10, then one more below
+    short = {-8: 0.7, -9: 0.6, -10: 0.5, -11: 0.55}   # after 16 steps: -10 best, then -11, -9, -8
+    longer = {-8: 0.1, -9: 0.2, -10: 0.4, -11: 0.3}   # after 100 steps the order is reversed
+    replay = Replay(lrs, losses, True, {16: short, 100: longer}, 2.0)
+    for keep, k in ((1, -10), (2, -11), (3, -9)):
+        rate, steps = raced(replay, keep=keep, then=100, steps=16, shrink=1.5)
+        assert rate == pytest.approx(10 ** (k / 4) / 1.5), keep
+        assert steps == [16] * 4 + [84] * keep
+    assert raced(replay, keep=2, then=100, steps=16, shrink=2)[0] == pytest.approx(10 ** (-11 / 4) / 2)
+
+
+def test_the_noise_floor_reads_the_jittered_and_reseeded_best_rate_by_the_reports_own_hit_rule():
+    from benchmarks.lr_tasks import noise_floor
+
+    r = _record(False, {"0.001": [80, 81, 82], "0.00316": [84, 85, 86], "0.01": [86, 87, 88], "0.0316": [70, 70, 70]})
+    assert noise_floor.jittered_keys(r) == ["0.009", "0.011"]
+    assert noise_floor.readings(r) is None  # nothing trained yet
+    runs = lambda scores: {str(s): {"score": v} for s, v in enumerate(scores)}  # noqa: E731
+    r["trained"].update({"0.009": runs([86, 86, 86.5]), "0.011": runs([85, 86, 86])})  # best mean 87, SD 1
+    assert noise_floor.readings(r) is None  # the re-seeded runs are missing
+    r["noise"] = {"rate": "0.01", "seeds": {"3": {"score": 87}, "4": {"score": 88}, "5": {"score": 85}}}
+    read = noise_floor.readings(r)
+    assert read["x0.9"] == (pytest.approx(86.1667, abs=1e-3), True)     # 0.83 below: within one SD
+    assert read["x1.1"] == (pytest.approx(85.6667, abs=1e-3), False)    # 1.33 below
+    assert read["re-seeded"] == (pytest.approx(86.6667, abs=1e-3), True)
+    assert read["grid neighbour"] == (85.0, False)                     # 0.00316 (85) beats 0.0316 (70)
+    r["noise"]["rate"] = "0.00316"  # measured for another best rate: not this one's
+    assert noise_floor.readings(r) is None
+    table = noise_floor.report({setups.FRESH2[0]: {**r, "noise": {**r["noise"], "rate": "0.01"}}})
+    assert "| FRESH2 | 1 |" in table and "| FRESH | " not in table
+    assert "| all | 1 | 1/1 (100%) | 0/1 (0%) | 0/1 (0%) | 1/1 (100%) | 1/1 (100%) | 0/1 (0%) |" in table

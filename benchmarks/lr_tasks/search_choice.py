@@ -75,6 +75,8 @@ GRID = dict(steps=(10, 16, 25, 33, 50), candidates=(2, 3, 4), spacing=(1, 2), of
 # `--trained`: fewer settings, since every rate one of them suggests is trained with 3 seeds
 TRAINED_GRID = dict(steps=(16, 25, 33, 50), candidates=(2, 3, 4), spacing=(1, 2), offset=(0, 1), extend=(0, 1, 2),
                     shrink=(1.5, 2))
+# `--trained --racing`: short probes, then the `keep` best continued to `then` steps (`raced`)
+RACE_GRID = dict(steps=(10, 16, 25, 33, 50), then=(33, 50, 100), keep=(2, 3), candidates=(3, 4), extend=(1, 2))
 
 
 def interpolated(points: dict, lr: float) -> float:
@@ -155,7 +157,7 @@ class Trained:
 
     def run(self, options: dict):
         """`(rate, gap in tolerances or None where the rate is not trained yet, hit, estimated cost)`."""
-        rate, steps_run = self.search.run(**options)
+        rate, steps_run = raced(self.search, **options) if "keep" in options else self.search.run(**options)
         cost = estimated_cost(self.search, steps_run)
         r = self.r
         if self.tasks:
@@ -170,13 +172,40 @@ class Trained:
         return rate, g, hit, cost
 
 
+def raced(search: ProbeReplay, *, keep: int, then: int, **options):
+    """`(rate, probe steps run)` of a race on the replayed probes: the library's search with `options` (its short
+    probes), then the `keep` best of them continued to `then` steps (from where they stopped: no step is
+    run twice), the best of those kept and divided by the search's shrink. A flat curve's search is left as
+    it is (its probes are already long)."""
+    tried, steps_run = {}, []
+
+    def loss_at(lr, steps):
+        steps_run.append(steps)
+        tried[lr] = search.tables[steps].get(round(4 * math.log10(lr)))
+        return tried[lr]
+
+    rate = lr_validation.validated(search.lrs, search.found["min"], search.info, search.stopped, loss_at,
+                                   lambda: search.start_loss, "", **options)[0]
+    finite = sorted((v, lr) for lr, v in tried.items() if v is not None and math.isfinite(v))
+    if rate is None or len(finite) < 2 or steps_run[0] != options["steps"]:
+        return rate, steps_run
+    longer = {}
+    for _, lr in finite[:keep]:
+        steps_run.append(then - options["steps"])
+        v = search.tables[then].get(round(4 * math.log10(lr)))
+        longer[lr] = v if v is not None and math.isfinite(v) else math.inf
+    best = min(longer, key=longer.get)
+    return (best if math.isfinite(longer[best]) else finite[0][1]) / options.get("shrink", lr_validation.SHRINK), \
+        steps_run
+
+
 def train_suggestions(trained: dict, settings: list, data_dir=None) -> None:
     """Train, with every seed, each rate that one of `settings` suggests and that is not trained."""
     from benchmarks.lr_quality.records import train_missing as train_quality
     from benchmarks.lr_tasks.benchmark import train_missing
 
     for n, t in trained.items():
-        rates = sorted({rate_key(rate) for o in settings for rate in [t.search.run(**o)[0]] if rate is not None},
+        rates = sorted({rate_key(rate) for o in settings for rate in [t.run(o)[0]] if rate is not None},
                        key=float)
         if t.tasks:
             train_missing(t.r, {f"rate {i}": float(k) for i, k in enumerate(rates)}, False)
@@ -211,6 +240,8 @@ def main(argv=None) -> int:
     p.add_argument("--trained", action="store_true",
                    help="score by training instead: the settings of TRAINED_GRID estimated under --max-cost, "
                         "on the 30 lr_tasks CHOOSE, HELD_OUT and FRESH setups (FRESH2 never read)")
+    p.add_argument("--racing", action="store_true",
+                   help="with --trained: the races of RACE_GRID instead (short probes, the best continued)")
     p.add_argument("--no-train", action="store_true", help="with --trained: score only what is trained")
     p.add_argument("--data-dir", help="with --trained: MNIST's files, to score the MNIST family too")
     args = p.parse_args(argv)
@@ -246,9 +277,11 @@ def main_trained(args) -> int:
         raise SystemExit("run `benchmark record` and `benchmark probes` first")
     trained = {n: Trained(r, True) for n, r in tasks.items()}
     quality = {n: Trained(r, False) for n, r in load_quality().items()} if args.data_dir else {}
-    settings = []
-    for values in itertools.product(*TRAINED_GRID.values()):
-        options = dict(zip(TRAINED_GRID, values))
+    settings, grid = [], RACE_GRID if args.racing else TRAINED_GRID
+    for values in itertools.product(*grid.values()):
+        options = dict(zip(grid, values))
+        if options.get("then", math.inf) <= options["steps"]:
+            continue
         if np.median([t.run(options)[3] for t in trained.values()]) <= args.max_cost:
             settings.append(options)
     if not args.no_train:
