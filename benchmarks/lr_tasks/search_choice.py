@@ -1,7 +1,7 @@
 """How `validate="fast"`'s settings were chosen: every setting, replayed on recorded probes (issue 29).
 
     python -m benchmarks.lr_tasks.search_choice [--top 15]
-    python -m benchmarks.lr_tasks.search_choice --trained [--max-cost 3.0] [--data-dir DIR] [--no-train]
+    python -m benchmarks.lr_tasks.search_choice --trained [--racing] [--max-cost 3.0] [--data-dir DIR] [--no-train]
 
 The validated suggestion (`mnistlab.lr_range.validation`) trains a few short
 probes and keeps the best by held-out loss. Its settings (probe length, how
@@ -42,6 +42,10 @@ the 40 MNIST-family setups. Every rate a setting suggests is trained there
 (3 seeds; one on the MNIST family) and stored beside the grid, and each
 setting is scored by the report's own hit rule. No setting under 3x matched
 the default (benchmarks/results/lr_search_trained.md).
+
+`--trained --racing` scores the races of `RACE_GRID` the same way (`raced`:
+the search's short probes, the best 2-3 continued to a longer length, each
+step run once); none beat the plain search (benchmarks/results/lr_search_racing.md).
 """
 
 from __future__ import annotations
