@@ -128,3 +128,6 @@ def test_a_flat_curve_that_diverged_names_a_narrower_range_not_a_wider_one():
     assert f"max_lr={LRS[59]:.2g}" in r["middle"] and "widen" not in r["middle"]
     s, r, _ = read_curve(LRS[:60], loss, stopped_early=False)
     assert r["middle"].startswith("flat:") and "raise max_lr" in r["middle"] and "raise steps" in r["middle"]
+    assert "e.g. 400" in r["middle"]  # 60 steps: at least the 400 that lr_range_test itself tries next
+    long = 1.0 + 0.05 * np.random.default_rng(0).normal(size=400)
+    assert "e.g. 1600" in read_curve(np.geomspace(1e-6, 10, 400), long, stopped_early=False)[1]["middle"]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from mnistlab.errors import MnistlabError
-from mnistlab.lr_range.finder import CURVE_RULE, DEFAULT_RULE, lr_range_test
+from mnistlab.lr_range.finder import CURVE_RULE, DEFAULT_RULE, LONGER_STEPS, lr_range_test
 from mnistlab.lr_range.validation import (CANDIDATES, EXTEND, FLAT_PROBE_STEPS, PROBE_STEPS, SHRINK, evaluate_loss,
                                           lattice_rate, search)
 
@@ -251,6 +251,15 @@ def test_an_ill_conditioned_model_gets_no_rate_and_the_real_cause():
     assert "standardise" in result.reason
     for a, b in zip(before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
+    # a default-length test that ends so is run once more, longer (a model on a plateau learns after it);
+    # here the longer one finds no rate either, and the reason says both were tried
+    assert result.settings["flat_at_steps"] == 100 and result.settings["steps"] == LONGER_STEPS == 400
+    assert result.reason.startswith("no rate in a 100-step test nor in a 400-step one: flat before it blew up")
+    assert "steps=500" in result.reason  # the next longer test it advises: 4x the steps that ran (122)
+    assert result.timings["total_seconds"] > result.timings["flat_seconds"] > 0
+    given = lr_range_test(model, x, y, batch_size=32, steps=100, verbose=0)  # steps given: never run longer
+    assert given.suggestion is None and given.settings["steps"] == 100 and "flat_at_steps" not in given.settings
+    assert "flat before it blew up" in given.reason and "steps=400" in given.reason
 
 
 def test_fast_validation_runs_the_short_search_and_bad_values_are_refused():

@@ -59,6 +59,11 @@ from mnistlab.models.steps import BatchStepper
 # Steps of the default test: enough for a readable curve (fastai uses 100 too)
 # and fast enough to run before every `--lr auto` training (docs/lr-range-test.md, "Speed").
 DEFAULT_STEPS = 100
+# A default-length test whose curve is flat and whose probes below it learned nothing either is
+# run once more with this many steps: a model on a plateau longer than the probes learns only
+# after it (a separable CNN with momentum SGD: flat at 100 steps, 0.12 at 400, its best grid rate
+# 0.1; docs/lr-range-test.md, "When the curve is flat"). Never when `steps` is given.
+LONGER_STEPS = 400
 # The rule `suggestion` reports: short trainings at the rates the curve points to, kept by
 # held-out loss (`mnistlab.lr_range.validation`). On setups held out from the choice it lands
 # nearer the best rate, on average, than every curve rule, ours and other libraries'
@@ -140,6 +145,7 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
             learning-rate schedule, a setting is invalid or the data is unusable.
     """
     check_settings(min_lr, max_lr, steps, batch_size, diverge_factor, smoothing)
+    longer_after_flat = steps is None
     if validate not in (True, False, "fast"):
         raise MnistlabError(f'validate must be True, False or "fast", got {validate!r}')
     search_options = lr_validation.FAST if validate == "fast" else {}
@@ -236,12 +242,34 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
                      validation_seconds=round(time.perf_counter() - started - curve_seconds, 3),
                      total_seconds=round(time.perf_counter() - started, 3)),
     )
+    if longer_after_flat and start is None and info.get("flat") and probes and suggestions[default_rule] is None:
+        return _longer(result, model, x, y, dict(min_lr=min_lr, max_lr=max_lr, batch_size=batch_size,
+                                                  diverge_factor=diverge_factor, smoothing=smoothing, seed=seed,
+                                                  validate=validate, validation_data=validation_data,
+                                                  verbose=verbose))
     if verbose:
         lr_text = "none" if result.suggestion is None else f"{result.suggestion:.3g}"
         span = "" if result.lr_range is None else f" (supported {result.lr_range[0]:.2g}-{result.lr_range[1]:.2g})"
         print(f"LR range test: {stop_reason}; suggested lr {lr_text}{span} ({result.default_rule})"
               + (f": {result.reason}" if result.reason else ""))
     return result
+
+
+def _longer(flat: LRRangeResult, model, x, y, options: dict) -> LRRangeResult:
+    """The test again with `LONGER_STEPS` steps, after `flat`: a default-length curve too flat to
+    read whose probes learned nothing. Its result, with `settings["flat_at_steps"]`, the first
+    test's time counted in `timings`, and a reason naming both lengths if it has no rate either."""
+    if options["verbose"]:
+        print(f"LR range test: no rate in {flat.settings['steps']} steps (a flat curve, and no probe below it "
+              f"learned); trying {LONGER_STEPS} steps")
+    longer = lr_range_test(model, x, y, steps=LONGER_STEPS, **options)
+    longer.settings["flat_at_steps"] = flat.settings["steps"]
+    longer.timings["flat_seconds"] = flat.timings["total_seconds"]
+    longer.timings["total_seconds"] = round(longer.timings["total_seconds"] + flat.timings["total_seconds"], 3)
+    if longer.suggestion is None and longer.default_rule in longer.reasons:
+        longer.reasons[longer.default_rule] = (f"no rate in a {flat.settings['steps']}-step test nor in a "
+                                               f"{LONGER_STEPS}-step one: {longer.reasons[longer.default_rule]}")
+    return longer
 
 
 def _probe(model, state, x_fit, y_fit, x_val, y_val, batch_size, seed):

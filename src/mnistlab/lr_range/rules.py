@@ -137,6 +137,12 @@ def noise_level(losses) -> float:
     return 1.4826 * float(np.median(np.abs(d))) / math.sqrt(2) if len(d) else 0.0
 
 
+def more_steps(n: int) -> int:
+    """The longer test a flat curve's reason suggests: 4x the `n` steps it read, at least 400,
+    rounded up to a hundred (`lr_range_test` itself runs 400 after a flat default-length test)."""
+    return max(400, -(-4 * n // 100) * 100)
+
+
 def read_curve(lrs, losses, *, stopped_early: bool = False, width: float = SMOOTH_STEPS):
     """Every curve rule's rate, read off the lag-free curve of `losses`.
 
@@ -188,12 +194,12 @@ def read_curve(lrs, losses, *, stopped_early: bool = False, width: float = SMOOT
             top = lr[-1]
             give_up(RULES, f"flat before it blew up: the loss fell by only {fall:.3g} from {peak:.4g} "
                            f"(noise {noise:.2g}) up to lr {top:.2g}, where it diverged: too few of the "
-                           f"{n} steps fell where the model learns; raise steps (e.g. 300) or narrow the "
+                           f"{n} steps fell where the model learns; raise steps (e.g. {more_steps(n)}) or narrow the "
                            f"range to it (min_lr={top / 1000:.2g}, max_lr={top:.2g})")
         else:
             give_up(RULES, f"flat: the loss never fell by more than {fall:.3g} from {peak:.4g} "
                            f"(noise {noise:.2g}) between lr {lr[0]:.2g} and {lr[-1]:.2g}, and never blew "
-                           "up: raise max_lr, or raise steps (e.g. 400: a model that starts slowly learns "
+                           f"up: raise max_lr, or raise steps (e.g. {more_steps(n)}: a model that starts slowly learns "
                            "nothing in the few steps each rate gets), or check that the model can learn "
                            "(its loss, labels and inputs)")
         return suggestions, reasons, info

@@ -176,7 +176,7 @@ def search_below(lrs, usable: int, loss_at, *, start_loss: float, why_flat: str,
     Returns:
         `(rate, tried, reason)`: reason is None when there is a rate.
     """
-    from mnistlab.lr_range.rules import MIN_DROP
+    from mnistlab.lr_range.rules import MIN_DROP, more_steps
 
     bound = lrs[usable - 1] if stopped_early else lrs[-1]
     ceiling = bound / 10 ** BELOW_DIVERGENCE
@@ -188,15 +188,17 @@ def search_below(lrs, usable: int, loss_at, *, start_loss: float, why_flat: str,
     if rate is not None and best < learned:
         return rate, tried, None
     rates = ", ".join(f"{r:.2g}" for r in sorted(tried))
+    longer = more_steps(usable)
     # The plateau clause: a CNN trained with momentum (benchmarks/lr_tasks, stripes32-sepconv-momentum-128)
     # learned only after 100+ steps at one rate; with steps=400 its curve was readable and the suggestion
-    # (0.12) next to its best grid rate (0.1) (benchmarks/log/lr-search-trained-2026-12-06.md).
+    # (0.12) next to its best grid rate (0.1) (benchmarks/log/lr-search-trained-2026-12-06.md), so
+    # `lr_range_test` runs a default-length test that ends here once more with 400 steps.
     return None, tried, (f"{why_flat}; probes at lr {rates}, below that, did not lower the held-out loss "
                          f"(from {start_loss:.4g}) within {FLAT_PROBE_STEPS} steps either: the model learns "
                          "nothing at the rates it can stand, or only after a plateau longer than that; "
                          "common causes are inputs on very different scales (standardise them), targets "
                          "the loss does not fit (check the loss and the labels), or a slow start (a longer "
-                         "test, steps=400 or --steps 400, shows where it begins to learn)")
+                         f"test, steps={longer} or --steps {longer}, shows where it begins to learn)")
 
 
 def held_out(x, y, validation_data):
