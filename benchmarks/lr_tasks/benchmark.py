@@ -131,7 +131,8 @@ def cmd_score(args) -> int:
     columns = [scoring.DEFAULT, scoring.FAST, "mnistlab middle", "fastai valley", "fastai minimum", "lightning",
                "torch-lr-finder", *(f"lr-free: {n}" for n in scoring.LR_FREE)]
     for title, half in (("FRESH2: declared and recorded after the search's settings were chosen on the other 30 "
-                         "(the report)", setups.FRESH2),
+                         "(the report; read since for one change, the longer test after a flat one, which can "
+                         "only give a rate where there was none)", setups.FRESH2),
                         ("FRESH: declared and recorded after the first choice of the search's settings on "
                          "CHOOSE and HELD_OUT, read since", setups.FRESH),
                         ("HELD_OUT: held out from the first choice of rules, read since", setups.HELD_OUT),

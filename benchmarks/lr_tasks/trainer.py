@@ -151,7 +151,7 @@ class Trainer:
             "suggestions": {k: v for k, v in result.suggestions.items()}, "reasons": dict(result.reasons),
             "stop_reason": result.stop_reason, "lr_range": list(result.lr_range) if result.lr_range else None,
             "probes": {rate_key(k): _finite(v) for k, v in result.probes.items()},
-            "probe_steps": result.settings["probe_steps"],
+            "probe_steps": result.settings["probe_steps"], "flat_at_steps": result.settings.get("flat_at_steps"),
             "timings": result.timings, "seconds": seconds["default"], "steps_run": result.settings["steps_run"],
             "curve_only": {"seconds": seconds["curve_only"], "suggestion": curve.suggestion,
                            "stop_reason": curve.stop_reason},

@@ -113,8 +113,10 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
         y: the targets for array inputs; None for batched data.
         min_lr: the rate of the first step.
         max_lr: the rate of the last step.
-        steps: number of steps (batches); default `DEFAULT_STEPS`. Arrays and
-            data sets are cycled (reshuffled) when shorter; a one-pass
+        steps: number of steps (batches); default `DEFAULT_STEPS`, and once
+            more with `LONGER_STEPS` when that curve is flat and no probe
+            below it learns (`settings["flat_at_steps"]` then says so). Arrays
+            and data sets are cycled (reshuffled) when shorter; a one-pass
             iterator that runs out ends the test.
         batch_size: examples per step for array inputs (only full batches
             are used, so each step has the same shape; smaller data is one batch).
