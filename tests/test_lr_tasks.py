@@ -28,10 +28,10 @@ from benchmarks.lr_tasks.trainer import MAX_EXTEND, Trainer, dataclasses_dict  #
 BY_FAMILY = {f: [s for s in setups.SETUPS if s.family == f] for f in setups.FAMILIES}
 
 
-SETS = (setups.CHOOSE, setups.HELD_OUT, setups.FRESH, setups.FRESH2)
+SETS = (setups.CHOOSE, setups.HELD_OUT, setups.FRESH, setups.FRESH2, setups.FRESH3)
 
 
-def test_the_setups_split_into_four_sets_each_holding_every_family_and_backend():
+def test_the_setups_split_into_five_sets_each_holding_every_family_and_backend():
     names = [s.name for s in setups.SETUPS]
     assert len(names) >= 16 and len(set(names)) == len(names)
     assert sum(len(half) for half in SETS) == len(names)  # so no setup is in two sets

@@ -1,4 +1,4 @@
-"""Does the LR range test suggest good rates beyond MNIST? 40 setups in 5 task families (issue 29).
+"""Does the LR range test suggest good rates beyond MNIST? 50 setups in 5 task families (issue 29).
 
     python -m benchmarks.lr_tasks.benchmark record [--setups NAME ...] [--again]
     python -m benchmarks.lr_tasks.benchmark score [--setups NAME ...] [--no-train] [--rerun-library]
@@ -25,9 +25,10 @@ process, on its own backend), and stores in benchmarks/results/lr_tasks/SETUP.js
 with the same 3 seeds (once: stored beside the grid; `--no-train` only
 reports), runs the learning-rate-free optimizers of
 `benchmarks/lr_tasks/lr_free/` at their defaults on the same budget, and
-writes per set (`FRESH2` is the report, `FRESH` was the report of the first
-choice of the search, `HELD_OUT` was held out from the first choice of rules,
-`CHOOSE` where rules may be tuned)
+writes per set (`FRESH3` is the report, `FRESH2` was the report of the
+search's settings, `FRESH` was the report of the first choice of the search,
+`HELD_OUT` was held out from the first choice of rules, `CHOOSE` where rules
+may be tuned)
 and per family the hits and mean gaps (`benchmarks/lr_tasks/scoring.py`) to
 stdout and benchmarks/results/lr_tasks.md. `--rerun-library` runs the
 current library's `lr_range_test` again on every setup first (the previous
@@ -46,7 +47,7 @@ from benchmarks.lr_tasks import scoring, setups
 from benchmarks.lr_tasks.store import REPORT_MD, load_results, result_path, run_task_child, save
 
 # the recording order: the two halves interleaved, so a partial recording covers both
-ORDER = [n for pair in zip(setups.CHOOSE, setups.HELD_OUT) for n in pair] + setups.FRESH + setups.FRESH2
+ORDER = [n for pair in zip(setups.CHOOSE, setups.HELD_OUT) for n in pair] + setups.FRESH + setups.FRESH2 + setups.FRESH3
 
 
 def cmd_record(args) -> int:
@@ -130,7 +131,9 @@ def cmd_score(args) -> int:
            "their defaults, the same budget and seeds.", ""]
     columns = [scoring.DEFAULT, scoring.FAST, "mnistlab middle", "fastai valley", "fastai minimum", "lightning",
                "torch-lr-finder", *(f"lr-free: {n}" for n in scoring.LR_FREE)]
-    for title, half in (("FRESH2: declared and recorded after the search's settings were chosen on the other 30 "
+    for title, half in (("FRESH3: declared and recorded after FRESH2 was read, the noise floor measured and the longer "
+                         "test after a flat one added (the report for the library as it stands)", setups.FRESH3),
+                        ("FRESH2: declared and recorded after the search's settings were chosen on the other 30 "
                          "(the report; read since for one change, the longer test after a flat one, which can "
                          "only give a rate where there was none)", setups.FRESH2),
                         ("FRESH: declared and recorded after the first choice of the search's settings on "
@@ -143,7 +146,7 @@ def cmd_score(args) -> int:
             continue
         out += [f"### {title}: {len(done)} of {len(half)} setups scored", "",
                 scoring.summary(results, done, per_setup), ""]
-        if half not in (setups.CHOOSE, setups.HELD_OUT, setups.FRESH, setups.FRESH2):
+        if half not in (setups.CHOOSE, setups.HELD_OUT, setups.FRESH, setups.FRESH2, setups.FRESH3):
             continue
         out += [scoring.detail(results, done, per_setup, columns), ""]
     out += ["### What looks wrong in the library's default suggestion", ""]
