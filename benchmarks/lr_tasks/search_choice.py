@@ -37,7 +37,7 @@ held-out loss is a few milliseconds. The measured cost is in BENCHMARKS.md.
 
 `--trained` scores by training instead: every setting of `TRAINED_GRID`
 estimated under `--max-cost`, replayed on the 30 read lr_tasks setups (CHOOSE,
-HELD_OUT, FRESH; FRESH2 is the report and never read) and, with `--data-dir`,
+HELD_OUT, FRESH; FRESH2 and FRESH3, the reports, are never read) and, with `--data-dir`,
 the 40 MNIST-family setups. Every rate a setting suggests is trained there
 (3 seeds; one on the MNIST family) and stored beside the grid, and each
 setting is scored by the report's own hit rule. No setting under 3x matched
@@ -243,7 +243,7 @@ def main(argv=None) -> int:
     p.add_argument("--max-cost", type=float, default=2.0, help="list only settings estimated under this cost")
     p.add_argument("--trained", action="store_true",
                    help="score by training instead: the settings of TRAINED_GRID estimated under --max-cost, "
-                        "on the 30 lr_tasks CHOOSE, HELD_OUT and FRESH setups (FRESH2 never read)")
+                        "on the 30 lr_tasks CHOOSE, HELD_OUT and FRESH setups (FRESH2 and FRESH3 never read)")
     p.add_argument("--racing", action="store_true",
                    help="with --trained: the races of RACE_GRID instead (short probes, the best continued)")
     p.add_argument("--no-train", action="store_true", help="with --trained: score only what is trained")
@@ -291,7 +291,7 @@ def main_trained(args) -> int:
     if not args.no_train:
         train_suggestions({**trained, **quality}, settings + [DEFAULT], args.data_dir)
     print(f"{len(settings)} settings estimated under {args.max_cost}x, scored by training (lr_tasks: 3-seed means; "
-          "FRESH2 not read)\n")
+          "FRESH2 and FRESH3 not read)\n")
     task_sets = [(name, [n for n in names if n in tasks]) for name, names in
                  (("CHOOSE", setups.CHOOSE), ("HELD_OUT", setups.HELD_OUT), ("FRESH", setups.FRESH))]
     for title, group, sets in (("lr_tasks", trained, task_sets),
