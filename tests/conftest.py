@@ -112,6 +112,15 @@ batch_size = 64
 """
 
 
+def in_one_pass(backend: str, why: str = "its processes pick their own backends"):
+    """Run a test in one of CI's passes only (CI runs the suite once per backend): for tests
+    whose work does not depend on the backend the pass imports, where a second pass would
+    repeat the same processes (docs/development.md, "Tests")."""
+    import keras
+
+    return pytest.mark.skipif(keras.backend.backend() != backend, reason=f"{why}; run in the {backend} pass")
+
+
 def cli_env(**extra) -> dict:
     """Environment for `python -m mnistlab` subprocesses in tests.
 

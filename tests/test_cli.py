@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_env
+from conftest import cli_env, in_one_pass
 
 
 def mnistlab(*args, **env):
@@ -130,6 +130,7 @@ def test_corrupt_real_data_named(tmp_path, tiny_mnist_dir):
     assert "download it again" in proc.stderr
 
 
+@in_one_pass("jax")  # trains on JAX and on TensorFlow, whichever the pass
 def test_backend_flag(tiny_mnist_dir, tmp_path):
     for backend in ("jax", "tensorflow"):
         run = tmp_path / backend
@@ -203,6 +204,7 @@ def test_fashion_mnist_end_to_end(tmp_path):
     assert evaluation["class_names"][0] == "T-shirt/top" and evaluation["dataset"] == "fashion_mnist"
 
 
+@in_one_pass("jax")  # a JAX process of its own
 def test_a_jax_run_does_not_import_tensorflow(tiny_mnist_dir, tmp_path):
     # TensorFlow costs seconds to import on a 2-core laptop; a JAX run has no use for it
     # (TensorBoard logs are written by mnistlab.summaries).

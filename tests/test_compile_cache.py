@@ -6,7 +6,10 @@ import json
 import subprocess
 import sys
 
-from conftest import cli_env
+from conftest import cli_env, in_one_pass
+
+# Every test here runs child processes on the backend it names.
+pytestmark = in_one_pass("jax")
 
 CHILD = r"""
 import json, sys

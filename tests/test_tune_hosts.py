@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import pytest
 
-from conftest import REPO, TINY_SPACE, TUNE_HOOK as HOOK, cli_env
+from conftest import REPO, TINY_SPACE, TUNE_HOOK as HOOK, cli_env, in_one_pass
 from mnistlab.cli.main import main
 from mnistlab.tuning import lease as lease_lib
 from mnistlab.tuning import worker_link
@@ -201,6 +201,8 @@ def log_has(path: Path, text: str) -> bool:
 
 
 @pytest.mark.slow  # a chief and two workers, each in a network namespace of its own, killed and restarted
+@in_one_pass("jax", "recovering lost hosts is the oracle's and the lease's work, whatever the backend "
+             "(the TensorFlow pass runs test_tune.py's distributed search)")
 def test_search_across_hosts_survives_a_lost_host_and_a_chief_restart(three_hosts, tiny_mnist_dir, tmp_path):
     """Chief on 10.213.0.1, workers a and b on .2 and .3, 3 trials of 2 epochs, lease 4 s; each
     worker is held right after each checkpoint until the test lets it go, so every step lands
