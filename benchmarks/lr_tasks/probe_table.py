@@ -48,7 +48,7 @@ def record(trainer, curve: dict) -> dict:
     """The probe table of `trainer`'s setup, as `lr_range_test` would run its probes (seed 0)."""
     from mnistlab.lr_range import validation as lr_validation
     from mnistlab.lr_range.batches import batch_stream
-    from mnistlab.lr_range.finder import _preserved_state
+    from mnistlab.lr_range.state import preserved_state
     from mnistlab.models.steps import BatchStepper
 
     t, s = trainer, trainer.setup
@@ -60,7 +60,7 @@ def record(trainer, curve: dict) -> dict:
     top = top_rate(curve)
     ks = [k for k in range(round(4 * math.log10(LOWEST)), 5) if 10 ** (k / 4) <= top * 1.0001]
     out = {"steps": list(STEPS), "losses": {}, "seconds_per_step": [], "seconds_per_eval": []}
-    with _preserved_state(model, model.optimizer, t.x[:s.batch_size]) as state:
+    with preserved_state(model, model.optimizer, t.x[:s.batch_size]) as state:
         out["start_loss"] = _finite(lr_validation.evaluate_loss(model, x_val, y_val))
         for k in ks:
             lr = 10 ** (k / 4)
@@ -120,6 +120,11 @@ class Replay:
         start = table["start_loss"] if table["start_loss"] is not None else math.inf
         return cls(*library_view(r), tables, start)
 
+    def loss(self, lr, steps):
+        """The recorded held-out loss of the probe at `lr` (a lattice rate) after `steps` steps; None
+        where it blew up."""
+        return self.tables[steps].get(round(4 * math.log10(lr)))
+
     def run(self, **options):
         """`(rate, steps)`: the suggestion with the search's `options` (`validation.FAST`, for example;
         none: the default) and the steps of every probe it ran, in order."""
@@ -129,7 +134,7 @@ class Replay:
 
         def loss_at(lr, steps):
             steps_run.append(steps)
-            return self.tables[steps].get(round(4 * math.log10(lr)))
+            return self.loss(lr, steps)
 
         rate = lr_validation.validated(self.lrs, self.found["min"], self.info, self.stopped, loss_at,
                                        lambda: self.start_loss, self.reasons.get("min", ""), **options)[0]

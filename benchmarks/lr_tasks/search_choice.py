@@ -185,7 +185,7 @@ def raced(search: ProbeReplay, *, keep: int, then: int, **options):
 
     def loss_at(lr, steps):
         steps_run.append(steps)
-        tried[lr] = search.tables[steps].get(round(4 * math.log10(lr)))
+        tried[lr] = search.loss(lr, steps)
         return tried[lr]
 
     rate = lr_validation.validated(search.lrs, search.found["min"], search.info, search.stopped, loss_at,
@@ -196,7 +196,7 @@ def raced(search: ProbeReplay, *, keep: int, then: int, **options):
     longer = {}
     for _, lr in finite[:keep]:
         steps_run.append(then - options["steps"])
-        v = search.tables[then].get(round(4 * math.log10(lr)))
+        v = search.loss(lr, then)
         longer[lr] = v if v is not None and math.isfinite(v) else math.inf
     best = min(longer, key=longer.get)
     return (best if math.isfinite(longer[best]) else finite[0][1]) / options.get("shrink", lr_validation.SHRINK), \

@@ -9,4 +9,5 @@ compiled Keras 3 model and returns an `LRRangeResult`.
 - `result.py`: `LRRangeResult`: the curve, the suggestions, plot, files, schedule
 - `callback.py`: `LRFinder`, the same test as a Keras callback for `model.fit`
 - `batches.py`: the stream of batches the test steps through (arrays, tf.data, PyDataset)
+- `state.py`: the model's and optimizer's variables, snapshot before the test and restored after
 """

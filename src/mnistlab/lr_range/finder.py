@@ -51,19 +51,14 @@ from mnistlab.errors import MnistlabError
 from mnistlab.lr_range import rules as lr_rules
 from mnistlab.lr_range import validation as lr_validation
 from mnistlab.lr_range.result import ALL_RULES, FILES, LRRangeResult  # noqa: F401  (public names of this module too)
-from mnistlab.lr_range.rules import RULES, read_curve  # noqa: F401
+from mnistlab.lr_range.rules import LONGER_STEPS, RULES, read_curve  # noqa: F401  (LONGER_STEPS: public here too)
 from mnistlab.lr_range.batches import batch_stream
-from mnistlab.models.random_state import set_torch_generator_state, torch_generator_state
+from mnistlab.lr_range.state import preserved_state
 from mnistlab.models.steps import BatchStepper
 
 # Steps of the default test: enough for a readable curve (fastai uses 100 too)
 # and fast enough to run before every `--lr auto` training (docs/lr-range-test.md, "Speed").
 DEFAULT_STEPS = 100
-# A default-length test whose curve is flat and whose probes below it learned nothing either is
-# run once more with this many steps: a model on a plateau longer than the probes learns only
-# after it (a separable CNN with momentum SGD: flat at 100 steps, 0.12 at 400, its best grid rate
-# 0.1; docs/lr-range-test.md, "When the curve is flat"). Never when `steps` is given.
-LONGER_STEPS = 400
 # The rule `suggestion` reports: short trainings at the rates the curve points to, kept by
 # held-out loss (`mnistlab.lr_range.validation`). On setups held out from the choice it lands
 # nearer the best rate, on average, than every curve rule, ours and other libraries'
@@ -167,7 +162,7 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
     bar = keras.utils.Progbar(steps, stateful_metrics=["lr", "loss"]) if verbose == 1 else None
     started = time.perf_counter()
     first_step = None
-    with _preserved_state(model, optimizer, first[0]), BatchStepper(model) as stepper:
+    with preserved_state(model, optimizer, first[0]), BatchStepper(model) as stepper:
         for i, lr, logs in _one_step_late(stepper, plan, first, batches):
             if logs is None:
                 stop_reason = f"data exhausted: the data ran out after {i} steps (pass more data or fewer steps)"
@@ -214,7 +209,7 @@ def lr_range_test(model, x, y=None, *, min_lr=1e-6, max_lr=10.0, steps=None, bat
         else:
             held = ("validation_data" if validation_data is not None
                     else f"the last tenth of x (at most {lr_validation.HOLD_OUT})")
-            with _preserved_state(model, optimizer, first[0]) as state:
+            with preserved_state(model, optimizer, first[0]) as state:
                 # A curve too flat to read is still bounded from above (by the rate it blew up
                 # at, or max_lr); the probes, judged on held-out data, can tell which rate below
                 # that bound learns (docs/lr-range-test.md, "When the curve is flat").
@@ -349,47 +344,3 @@ def _check_model(model):
             f"(e.g. {name}(1e-3)), then use the suggestion as the schedule's peak rate"
         )
     return optimizer
-
-
-class _preserved_state:
-    """Context manager: snapshot every variable the test can change; restore them on exit.
-
-    That is the model's variables (trainable, non-trainable such as BatchNorm
-    statistics, and the seed generators' state), the optimizer's variables
-    (iteration count, learning rate, moments) and the metrics' variables; on
-    torch also torch's global random generator, from which Keras draws the masks
-    of a Dropout layer without a seed there (not from the layer's seed generator).
-    An unbuilt model is built first (called on one batch in inference mode)
-    and an unbuilt optimizer built on the model's trainable variables, the
-    way `fit` would build them, so that what is restored is their first state.
-    Restoring happens even when the test fails or is interrupted.
-    """
-
-    def __init__(self, model, optimizer, x_batch):
-        self.model, self.optimizer, self.x_batch = model, optimizer, x_batch
-
-    def __enter__(self):
-        if not self.model.built:
-            self.model(self.x_batch)
-        if not self.optimizer.built:
-            self.optimizer.build(self.model.trainable_variables)
-        seen, self.saved = set(), []
-        for v in [*self.model.variables, *self.optimizer.variables, *self.model.metrics_variables]:
-            if id(v) not in seen:
-                seen.add(id(v))
-                self.saved.append((v, np.array(v.numpy(), copy=True)))
-        self.rng = torch_generator_state()
-        return self
-
-    def restore(self):
-        """Put every saved variable (and, on torch, the global generator) back as it was."""
-        for v, value in self.saved:
-            v.assign(value)
-        set_torch_generator_state(self.rng)
-
-    def __exit__(self, *exc):
-        self.restore()
-        known = {id(v) for v, _ in self.saved}
-        if any(id(v) not in known for v in self.model.metrics_variables):
-            self.model.reset_metrics()  # metrics first built by the test start from zero
-        return False
