@@ -324,4 +324,21 @@ def test_the_noise_floor_reads_the_jittered_and_reseeded_best_rate_by_the_report
     assert noise_floor.readings(r) is None
     table = noise_floor.report({setups.FRESH2[0]: {**r, "noise": {**r["noise"], "rate": "0.01"}}})
     assert "| FRESH2 | 1 |" in table and "| FRESH | " not in table
-    assert "| all | 1 | 1/1 (100%) | 0/1 (0%) | 0/1 (0%) | 1/1 (100%) | 1/1 (100%) | 0/1 (0%) |" in table
+    assert "| all | 1 | 1/1 (100%) | 0/1 (0%) | 0/1 (0%) | 1/1 (100%) | 1/1 (100%) | 0/1 (0%) | - | 1/1 (100%) " \
+        "| 0/1 (0%) |" in table  # no probe table: no "every probe"; no suggestion: the default misses
+    # every probe: the lowest 100-step held-out loss (0.015 at 10 ** (-7 / 4) = 0.0178) / SHRINK 1.5 = 0.0119
+    r["noise"]["rate"] = "0.01"
+    r["probe_table"] = {"steps": [10, 100], "losses": {"0.01": [0.5, 0.02], "0.0178": [0.6, 0.015],
+                                                      "0.0316": [0.4, None]}}
+    assert noise_floor.every_probe_key(r) == "0.0119"
+    assert noise_floor.readings(r) is None  # the every-probe rate is not trained yet
+    r["trained"]["0.0119"] = runs([86.5, 86.5, 87])
+    r["library"]["suggestion"] = 0.009  # trained above (86.17): within one SD of 87
+    read = noise_floor.readings(r)
+    assert read["every probe"] == (pytest.approx(86.6667, abs=1e-3), True) and read["the default"][1]
+    assert "| all | 1 | 1/1 (100%) | 0/1 (0%) | 0/1 (0%) | 1/1 (100%) | 1/1 (100%) | 0/1 (0%) | 1/1 (100%) " \
+        "| 1/1 (100%) | 1/1 (100%) |" in noise_floor.report({setups.FRESH2[0]: r})
+    # grid search: the best first-seed run is 0.00316's (90), whose 3-seed mean (82.3) misses
+    r["trained"]["0.00316"] = runs([90, 77, 80])
+    assert noise_floor.grid_search_key(r) == "0.00316"
+    assert noise_floor.readings(r)["grid search"] == (pytest.approx(82.3333, abs=1e-3), False)

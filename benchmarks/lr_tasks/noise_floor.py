@@ -16,6 +16,16 @@ apart from the best grid rate hit, for every recorded setup:
 - **grid neighbour**: the better of the two grid rates half a decade either
   side of the best, from the record (nothing trained): a rule half a decade off.
 
+Beside them, what the library's probes could know at most: **every probe**,
+the rate a search would suggest if it probed every quarter-decade rate of the
+setup's probe table (`benchmarks/lr_tasks/probe_table.py`; 13-25 probes, median 22, about
+20x the curve) for the library's `PROBE_STEPS` and kept the lowest held-out loss,
+divided by its `SHRINK`: no search probing each rate once for that long sees more
+(it could only choose differently). And
+what one whole training per rate buys: **grid search**, the grid rate whose run
+with the first seed scored best (nothing trained; an optimistic figure, since
+that run is one of the three the hit is judged on).
+
 The jittered runs are stored beside the grid (`trained`), the re-seeded ones
 under `noise`, in benchmarks/results/lr_tasks/SETUP.json; the table goes to
 benchmarks/results/lr_tasks_noise_floor.md.
@@ -24,6 +34,7 @@ benchmarks/results/lr_tasks_noise_floor.md.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 
@@ -49,11 +60,35 @@ def jittered_keys(r: dict) -> list[str]:
     return [rate_key(float(key) * f) for f in JITTER]
 
 
+def every_probe_key(r: dict) -> str | None:
+    """The rate a search probing every lattice rate of `r`'s probe table would suggest: the rate of
+    the lowest held-out loss after `PROBE_STEPS` steps / `SHRINK` (None without a table or a finite loss)."""
+    from mnistlab.lr_range.validation import PROBE_STEPS, SHRINK
+
+    table = r.get("probe_table")
+    if table is None:
+        return None
+    i = table["steps"].index(PROBE_STEPS)
+    finite = {k: v[i] for k, v in table["losses"].items() if v[i] is not None}
+    return rate_key(float(min(finite, key=finite.get)) / SHRINK) if finite else None
+
+
+def grid_search_key(r: dict) -> str:
+    """The grid rate whose run with the record's first seed scored best (finite scores only)."""
+    seed, regression = str(r["seeds"][0]), r["spec"]["regression"]
+    scores = {k: r["trained"][k][seed]["score"] for k in r["grid"]
+              if r["trained"][k].get(seed, {}).get("score") is not None
+              and math.isfinite(r["trained"][k][seed]["score"])}
+    return (min if regression else max)(scores, key=scores.get)
+
+
 def measure(r: dict) -> bool:
-    """Train what `r` lacks: the jittered rates (the record's seeds) and the re-seeded best rate. True if trained."""
+    """Train what `r` lacks: the jittered rates and the every-probe rate (the record's seeds) and the
+    re-seeded best rate. True if trained."""
     name, seeds = r["setup"], [str(s) for s in r["seeds"]]
     key, _, _ = scoring.best(r)
-    todo = [k for k in jittered_keys(r) if not all(s in r["trained"].get(k, {}) for s in seeds)]
+    wanted = jittered_keys(r) + [k for k in [every_probe_key(r)] if k is not None]
+    todo = [k for k in dict.fromkeys(wanted) if not all(s in r["trained"].get(k, {}) for s in seeds)]
     trained = False
     if todo:
         for k, runs in run_task_child(name, {"train": todo}).items():
@@ -88,32 +123,53 @@ def readings(r: dict) -> dict | None:
     neighbours = [grid[j] for j in (i - 1, i + 1) if 0 <= j < len(grid)]
     values = [mean_score(r["trained"][k], regression) for k in neighbours]
     out["grid neighbour"] = min(values) if regression else max(values)
+    probed = every_probe_key(r)
+    if probed is not None:
+        value = scoring.value_at(r, r["trained"].get(probed))
+        if value is None:
+            return None
+        out["every probe"] = value
+    out["grid search"] = scoring.value_at(r, r["trained"][grid_search_key(r)])
+    suggestion = r["library"]["suggestion"]
+    value = None if suggestion is None else scoring.value_at(r, r["trained"].get(rate_key(suggestion)))
+    if suggestion is None or value is not None:  # the default as recorded (no rate: a miss)
+        out["the default"] = math.inf if value is None else value
     return {k: (v, scoring.is_hit(regression, best_mean, best_sd, v)) for k, v in out.items()}
 
 
 def report(results: dict) -> str:
     read = {n: readings(r) for n, r in results.items()}
     read = {n: v for n, v in read.items() if v is not None}
-    columns = ["x0.9", "x1.1", "re-seeded", "grid neighbour"]
+    columns = ["x0.9", "x1.1", "re-seeded", "grid neighbour", "every probe", "grid search", "the default"]
     lines = [f"Command: `python -m benchmarks.lr_tasks.noise_floor` ({time.strftime('%Y-%m-%d')})",
              f"Machine: {machine()}", "",
              "How often rates that no rule could tell apart from the best grid rate count as hits by the "
              "benchmark's own rule (`benchmarks/lr_tasks/scoring.py`): the best grid rate x 0.9 and x 1.1 with "
              "the grid's seeds, the best grid rate itself with 3 other seeds, and the better grid neighbour "
              "(half a decade away). \"within 10%\" counts a setup where both jittered rates hit; \"either\" one "
-             "where at least one does. A rule's hit rate is bounded, roughly, by these.", "",
-             "| set | setups | x0.9 | x1.1 | both within 10% | either | re-seeded | grid neighbour |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "where at least one does. A rule's hit rate is bounded, roughly, by these. \"every probe\": the "
+             "library's search had it probed every quarter-decade rate (what its probes could know at most); "
+             "\"grid search\": the grid rate whose run with the first seed scored best (one whole training per "
+             "rate; optimistic, as that run is one of the three judged); \"the default\": the library's "
+             "suggestion as recorded.", "",
+             "| set | setups | x0.9 | x1.1 | both within 10% | either | re-seeded | grid neighbour | every probe "
+             "| grid search | the default |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for title, names in SETS:
         names = [n for n in names if n in read]
         if not names:
             continue
-        count = {c: sum(read[n][c][1] for n in names) for c in columns}
+
+        def pct(k, of=len(names)):
+            return f"{k}/{of} ({100 * k / of:.0f}%)" if of else "-"
+
+        def count(c):
+            return pct(sum(read[n][c][1] for n in names if c in read[n]), sum(c in read[n] for n in names))
+
         both = sum(read[n]["x0.9"][1] and read[n]["x1.1"][1] for n in names)
         either = sum(read[n]["x0.9"][1] or read[n]["x1.1"][1] for n in names)
-        pct = lambda k: f"{k}/{len(names)} ({100 * k / len(names):.0f}%)"  # noqa: E731
-        lines.append(f"| {title} | {len(names)} | {pct(count['x0.9'])} | {pct(count['x1.1'])} | {pct(both)} | "
-                     f"{pct(either)} | {pct(count['re-seeded'])} | {pct(count['grid neighbour'])} |")
+        lines.append(f"| {title} | {len(names)} | {count('x0.9')} | {count('x1.1')} | {pct(both)} | {pct(either)} | "
+                     + " | ".join(count(c) for c in columns[2:]) + " |")
     lines += ["", "| setup | family | best grid rate (3-seed mean, SD) | " + " | ".join(columns) + " |",
               "|---|---|---|" + "---|" * len(columns)]
     for n, r in results.items():
@@ -122,7 +178,7 @@ def report(results: dict) -> str:
         key, mean, sd = scoring.best(r)
         reg = r["spec"]["regression"]
         shown = lambda v: f"{v:.4g}" if reg else f"{v:.1f}"  # noqa: E731
-        cells = [f"{shown(read[n][c][0])}{' hit' if read[n][c][1] else ''}" for c in columns]
+        cells = [f"{shown(read[n][c][0])}{' hit' if read[n][c][1] else ''}" if c in read[n] else "-" for c in columns]
         lines.append(f"| {n} | {r['spec']['family']} | {key} ({shown(mean)}, {sd:.2g}) | " + " | ".join(cells) + " |")
     sds = [scoring.best(r)[2] for n, r in results.items() if n in read and not r["spec"]["regression"]]
     if sds:
