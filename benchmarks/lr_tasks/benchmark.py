@@ -146,7 +146,7 @@ def cmd_score(args) -> int:
             continue
         out += [f"### {title}: {len(done)} of {len(half)} setups scored", "",
                 scoring.summary(results, done, per_setup), ""]
-        if half not in (setups.CHOOSE, setups.HELD_OUT, setups.FRESH, setups.FRESH2, setups.FRESH3):
+        if half not in setups.SETS.values():  # the whole benchmark gets its summary only
             continue
         out += [scoring.detail(results, done, per_setup, columns), ""]
     out += ["### What looks wrong in the library's default suggestion", ""]

@@ -50,9 +50,7 @@ from benchmarks.lr_tasks.trainer import mean_score
 SEEDS_AGAIN = (3, 4, 5)
 JITTER = (0.9, 1.1)
 REPORT_MD = RESULTS_DIR / "lr_tasks_noise_floor.md"
-SETS = (("FRESH3", setups.FRESH3), ("FRESH2", setups.FRESH2), ("FRESH", setups.FRESH),
-        ("HELD_OUT", setups.HELD_OUT),
-        ("CHOOSE", setups.CHOOSE), ("all", [s.name for s in setups.SETUPS]))
+SETS = (*reversed(setups.SETS.items()), ("all", [s.name for s in setups.SETUPS]))  # the newest set first
 
 
 def jittered_keys(r: dict) -> list[str]:

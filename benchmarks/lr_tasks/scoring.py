@@ -208,9 +208,7 @@ def setups_table(results: dict) -> str:
         sizes = f"{r['n_train']} / {r['n_val']}" if r else "not recorded"
         extra = [t for t in s.traits if t not in ("gradient clipping", "weight decay")] + ([f"clipnorm {s.clipnorm:g}"] if s.clipnorm else []) + (
             [f"weight decay {s.weight_decay:g}"] if s.weight_decay else [])
-        half = next(h for h, names in (("CHOOSE", setups.CHOOSE), ("HELD_OUT", setups.HELD_OUT), ("FRESH", setups.FRESH),
-                                            ("FRESH2", setups.FRESH2), ("FRESH3", setups.FRESH3))
-                    if s.name in names)
+        half = next(h for h, names in setups.SETS.items() if s.name in names)
         lines.append(f"| {s.name} | {half} | {s.family} | {s.backend} "
                      f"| {s.loss} | {s.optimizer} | {s.batch_size} | {s.epochs}{steps} | {sizes} | "
                      f"{', '.join(extra)} |")

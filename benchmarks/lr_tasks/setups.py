@@ -164,6 +164,8 @@ HELD_OUT = [s.name for s in SETUPS[10:20]]
 FRESH = [s.name for s in SETUPS[20:30]]
 FRESH2 = [s.name for s in SETUPS[30:40]]
 FRESH3 = [s.name for s in SETUPS[40:]]
+# every set by name, in the order declared: the one list the reports and tables walk
+SETS = {"CHOOSE": CHOOSE, "HELD_OUT": HELD_OUT, "FRESH": FRESH, "FRESH2": FRESH2, "FRESH3": FRESH3}
 SEEDS = (0, 1, 2)  # each seed draws the initial weights, the data order and the dropout masks
 
 

@@ -192,7 +192,7 @@ def search_below(lrs, usable: int, loss_at, *, start_loss: float, why_flat: str,
     # The plateau clause: a CNN trained with momentum (benchmarks/lr_tasks, stripes32-sepconv-momentum-128)
     # learned only after 100+ steps at one rate; with steps=400 its curve was readable and the suggestion
     # (0.12) next to its best grid rate (0.1) (benchmarks/log/lr-search-trained-2026-12-06.md), so
-    # `lr_range_test` runs a default-length test that ends here once more with 400 steps.
+    # `lr_range_test` runs a default-length test that ends here once more with `LONGER_STEPS` (rules).
     return None, tried, (f"{why_flat}; probes at lr {rates}, below that, did not lower the held-out loss "
                          f"(from {start_loss:.4g}) within {FLAT_PROBE_STEPS} steps either: the model learns "
                          "nothing at the rates it can stand, or only after a plateau longer than that; "
